@@ -1,0 +1,45 @@
+"""Runs an experiment config: one training run, or a sweep when the config has `arms`.
+
+  python launch.py --config configs/quickstart.py --workdir workdirs/quickstart
+  python launch.py --config configs/constnet_cifar10.py:smoke --workdir W --config.data.dir=DIR
+
+Overrides are typed and checked against the config (`--config.model.depth=10`); a misspelt field is an
+error. Re-running the same command in the same workdir resumes from the last checkpoint.
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:variant]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints and summary.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "Sweeps only: arms run in parallel processes.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.steps=100")
+  config = _CONFIG.value
+  from zerodiverse.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    if "arms" in config:
+      from zerodiverse import sweep  # pylint: disable=g-import-not-at-top
+      return sweep.run(config, _WORKDIR.value, _WORKERS.value)
+    # Determinism flags must be set before JAX creates its backend, so before anything else touches JAX.
+    from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
+    determinism.apply(config.determinism)
+    from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
+    summary = trainer.train_and_evaluate(config, _WORKDIR.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"final test accuracy {summary['final_test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f}), "
+        f"{summary['steps']} steps in {summary['wall_seconds']:.0f}s, fingerprint {summary['param_fingerprint'][:16]}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

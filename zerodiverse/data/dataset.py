@@ -1,0 +1,23 @@
+"""The in-memory dataset every loader returns: uint8 images (N, H, W, C), int labels, and how to normalize."""
+
+import dataclasses
+
+import numpy as np
+
+from zerodiverse.errors import DataError  # pylint: disable=unused-import (re-exported for loaders)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  num_classes: int
+  mean: tuple  # per channel, in pixel units / 255
+  std: tuple
+  source: str  # what was read, for summaries and reports (e.g. the offline CIFAR-10 rebuild)
+
+  def normalize(self, images: np.ndarray) -> np.ndarray:
+    x = images.astype(np.float32) / 255.0
+    return (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)

@@ -1,0 +1,45 @@
+"""The defaults every experiment config starts from (the paper's ConstNet recipe); configs override a few fields."""
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.determinism = "deterministic"  # or "default" (XLA left free)
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "constnet"
+  config.model.depth = 16
+  config.model.width = 10        # ConstNet: widen factor k; mlp: hidden units
+  config.model.init = "constant"  # ConstNet: constant | he; mlp: an initializer name
+  config.model.unique_features = 0  # mlp only: distinct hidden features (0 = all)
+
+  config.breaker = ml_collections.ConfigDict()
+  config.breaker.init_noise = 0.0           # eps; 0 = off
+  config.breaker.init_noise_scale = "fan_in"  # or "absolute"
+  config.breaker.init_noise_groups = "all"  # or e.g. "residual,stem"
+  config.breaker.dropout = 0.0              # residual-branch dropout rate (the paper: 0.01)
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "cifar10"
+  config.data.dir = ""       # a folder in the official binary layout; "" = tensorflow-datasets
+  config.data.tfds_dir = ""  # tensorflow-datasets data_dir; "" = its default
+  config.data.augment = True
+  config.data.crop_padding = 4
+
+  config.train = ml_collections.ConfigDict()
+  config.train.steps = 0
+  config.train.epochs = 300.0
+  config.train.batch_size = 128
+  config.train.lr = 0.03
+  config.train.momentum = 0.9
+  config.train.weight_decay = 5e-4
+  config.train.lr_drop_at = (160 / 300, 220 / 300, 260 / 300)  # epochs E-140, E-80, E-40 of E=300
+  config.train.lr_drop_factor = 0.2
+  config.train.log_every = 100
+  config.train.eval_every = 2000
+  config.train.eval_batch_size = 1000
+  config.train.checkpoint_every = 2000
+  config.train.progress = True
+  return config

@@ -1,0 +1,58 @@
+"""Determinism settings, applied before JAX creates its backend.
+
+`deterministic` (the default) asks XLA for run-to-run bitwise reproducible kernels on GPU (no atomics in
+reductions or scatters, deterministic autotuning) and pins float32 matmul precision, so the only source of
+symmetry breaking left is what the config switches on through PRNG keys. `default` leaves XLA free, as a
+user who never thought about determinism would run it. Both pin the PRNG implementation, so that a JAX
+upgrade cannot silently change every seed.
+"""
+
+import os
+from zerodiverse.errors import ConfigError
+
+MODES = ("deterministic", "default")
+
+# XLA_FLAGS for `deterministic`. The CPU backend is deterministic for a fixed thread count already; these
+# matter on GPU. Every flag here must exist in the jaxlib in use: XLA aborts on unknown flags.
+DETERMINISTIC_XLA_FLAGS = (
+    "--xla_gpu_deterministic_ops=true",
+    "--xla_gpu_exclude_nondeterministic_ops=true",
+)
+PRNG_IMPL = "threefry2x32"
+DETERMINISTIC_MATMUL_PRECISION = "highest"
+
+
+def _backend_started() -> bool:
+  import jax._src.xla_bridge as xb  # pylint: disable=g-import-not-at-top
+  return bool(getattr(xb, "_backends", None))
+
+
+def apply(mode: str) -> dict:
+  """Sets XLA flags and JAX config for `mode`; returns what is in force. Call before any JAX computation."""
+  if mode not in MODES:
+    raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; set --config.determinism=deterministic or default")
+  import jax  # pylint: disable=g-import-not-at-top
+  if mode == "deterministic":
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    missing = [f for f in DETERMINISTIC_XLA_FLAGS if f not in flags]
+    if missing:
+      if _backend_started():
+        raise RuntimeError("determinism.apply('deterministic') called after JAX started its backend; "
+                           "call it first thing in the process")
+      os.environ["XLA_FLAGS"] = " ".join(flags + missing)
+    jax.config.update("jax_default_matmul_precision", DETERMINISTIC_MATMUL_PRECISION)
+  jax.config.update("jax_default_prng_impl", PRNG_IMPL)
+  jax.config.update("jax_threefry_partitionable", True)
+  return in_force(mode)
+
+
+def in_force(mode: str) -> dict:
+  """The determinism-relevant settings of this process, for summary.json."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return {
+      "mode": mode,
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "jax_default_prng_impl": str(jax.config.jax_default_prng_impl),
+      "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+      "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+  }

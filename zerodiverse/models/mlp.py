@@ -1,0 +1,43 @@
+"""A one-hidden-layer ReLU MLP: the paper's shallow model for diversity vs noise (science.md section 4).
+
+The hidden layer's kernel draws `unique_features` distinct features and tiles them across the width
+(0 = all distinct); the output layer is He-initialized with a zero bias.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from zerodiverse import inits
+from zerodiverse.errors import ConfigError
+
+
+class MLP(nn.Module):
+  num_classes: int
+  width: int = 512
+  hidden_init: str = "he_normal"  # config.model.init
+  unique_features: int = 0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    hidden_init = inits.get(self.hidden_init)
+    if self.unique_features:
+      hidden_init = inits.get("k_unique", k=self.unique_features, base=hidden_init)
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
+    self.sow("intermediates", "output", x)
+    return nn.Dense(self.num_classes, kernel_init=inits.get("he_normal"), name="head")(x)
+
+
+GROUPS = ("hidden", "head")
+
+
+def param_group(name: str) -> str:
+  return "head" if name.startswith("head/") else "hidden"
+
+
+def build(cfg, num_classes: int, dropout: float = 0.0) -> nn.Module:
+  if dropout:
+    raise ConfigError(f"config.breaker.dropout={dropout}: the mlp has no residual branch; set it to 0")
+  return MLP(num_classes=num_classes, width=cfg.width, hidden_init=cfg.init,
+             unique_features=cfg.get("unique_features", 0))

@@ -1,0 +1,122 @@
+"""Sweeps: a config with `arms` runs each arm in its own process and workdir, then prints one table.
+
+`config.arms` maps an arm name to nested overrides of the base config ({"model": {"init": "he"}}). Arm A
+runs in WORKDIR/A as `python -m zerodiverse.sweep WORKDIR/A` (its own process, so determinism settings
+apply before its JAX backend starts). Re-running the sweep skips finished arms and resumes unfinished ones;
+a failed arm is reported and does not stop the others.
+"""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+
+import ml_collections
+
+from zerodiverse.errors import ConfigError, UserError
+
+
+def arm_configs(config: ml_collections.ConfigDict) -> dict:
+  """{arm name: the full config of that arm} (the base config without `arms`, plus the arm's overrides)."""
+  base = config.to_dict()
+  arms = base.pop("arms")
+  if not arms:
+    raise ConfigError("config.arms is empty; give at least one arm, e.g. {'he': {'model': {'init': 'he'}}}")
+  out = {}
+  for name, overrides in arms.items():
+    if not name.replace("_", "").replace("-", "").isalnum():
+      raise ConfigError(f"config.arms.{name}: arm names may hold letters, digits, '_' and '-' only")
+    arm = ml_collections.ConfigDict(base)
+    _override(arm, overrides, f"config.arms.{name}")
+    out[name] = arm
+  return out
+
+
+def _override(cfg: ml_collections.ConfigDict, overrides: dict, where: str) -> None:
+  for key, value in overrides.items():
+    if key not in cfg:
+      raise ConfigError(f"{where}.{key}: the base config has no field {key!r}; check the spelling")
+    if isinstance(value, dict):
+      _override(cfg[key], value, f"{where}.{key}")
+    else:
+      cfg[key] = value  # ConfigDict checks the type against the base field's
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, workers: int = 1) -> int:
+  """Runs every arm not yet finished, `workers` at a time; prints and saves the table; 0 if all succeeded."""
+  from zerodiverse.train.trainer import claim_workdir  # pylint: disable=g-import-not-at-top
+  arms = arm_configs(config)
+  for name, arm in arms.items():
+    claim_workdir(arm, os.path.join(workdir, name))
+
+  def launch(name):
+    arm_dir = os.path.join(workdir, name)
+    if os.path.exists(os.path.join(arm_dir, "summary.json")):
+      return name, "done before", 0.0
+    t0 = time.time()
+    with open(os.path.join(arm_dir, "log.txt"), "a") as log:
+      code = subprocess.call([sys.executable, "-m", "zerodiverse.sweep", arm_dir], stdout=log,
+                             stderr=subprocess.STDOUT)
+    return name, ("ok" if code == 0 else f"FAILED (exit {code}, see {arm_dir}/log.txt)"), time.time() - t0
+
+  print(f"Sweep of {len(arms)} arms in {workdir}, {workers} at a time.", flush=True)
+  status = {}
+  with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    for name, outcome, seconds in pool.map(launch, arms):
+      status[name] = outcome
+      print(f"  {name}: {outcome}" + (f" in {seconds:.0f}s" if seconds else ""), flush=True)
+      if outcome.startswith("FAILED"):
+        print("    " + _last_line(os.path.join(workdir, name, "log.txt")), flush=True)
+  table = summary_table(workdir, arms, status)
+  with open(os.path.join(workdir, "table.md"), "w") as f:
+    f.write(table + "\n")
+  print(table, flush=True)
+  return 0 if all(not s.startswith("FAILED") for s in status.values()) else 1
+
+
+def _last_line(path: str) -> str:
+  with open(path, errors="replace") as f:
+    lines = [line.strip() for line in f.read().replace("\r", "\n").splitlines() if line.strip()]
+  return lines[-1] if lines else "(no output)"
+
+
+def summary_table(workdir: str, arms: dict, status: dict) -> str:
+  """A Markdown table of every arm's summary.json."""
+  header = ("| arm | init | init noise | dropout | final acc | best acc | distinct channels (min-max) "
+            "| steps | wall s | fingerprint |")
+  lines = [header, "|" + "---|" * (header.count("|") - 1)]
+  for name, arm in arms.items():
+    path = os.path.join(workdir, name, "summary.json")
+    if not os.path.exists(path):
+      lines.append(f"| {name} | {arm.model.init} | {arm.breaker.init_noise:g} | {arm.breaker.dropout:g} "
+                   f"| {status.get(name, 'not run')} | | | | | |")
+      continue
+    with open(path) as f:
+      s = json.load(f)
+    channels = s["distinct_channels"].values()
+    lines.append(f"| {name} | {arm.model.init} | {arm.breaker.init_noise:g} | {arm.breaker.dropout:g} "
+                 f"| {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
+                 f"| {min(channels)}-{max(channels)} | {s['steps']} | {s['wall_seconds']:.0f} "
+                 f"| {s['param_fingerprint'][:12]} |")
+  return "\n".join(lines)
+
+
+def run_arm(arm_dir: str) -> int:
+  """Trains the arm whose config.json is in `arm_dir` (the child process of `run`)."""
+  with open(os.path.join(arm_dir, "config.json")) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
+  determinism.apply(config.determinism)
+  from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
+  try:
+    trainer.train_and_evaluate(config, arm_dir)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(run_arm(sys.argv[1]))

@@ -1,0 +1,1 @@
+"""Training: optimizer, pure steps, checkpoints, metrics log, and the run loop."""

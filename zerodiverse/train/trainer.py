@@ -1,0 +1,166 @@
+"""train_and_evaluate(config, workdir): one run, resumable, ending in WORKDIR/summary.json.
+
+WORKDIR holds config.json (the resolved config), metrics.jsonl, checkpoints/ and summary.json. Running the
+same config in the same workdir again resumes from the latest checkpoint; the batches of a step depend on
+(seed, step) alone, so a resumed run ends bitwise where an uninterrupted one does.
+"""
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from zerodiverse import breakers, data, determinism, models, record, rng, symmetry
+from zerodiverse.errors import ConfigError, Diverged, WorkdirError
+from zerodiverse.train import optim
+from zerodiverse.train.checkpoint import Checkpointer
+from zerodiverse.train.metrics_log import MetricsLog
+from zerodiverse.train.step import init_state, make_eval_step, make_train_step
+
+
+def total_steps(cfg, steps_per_epoch: int) -> int:
+  """config.train.steps, or config.train.epochs in steps; exactly one of them is set."""
+  steps, epochs = cfg.get("steps", 0) or 0, cfg.get("epochs", 0) or 0
+  if (steps > 0) == (epochs > 0):
+    raise ConfigError(f"config.train.steps={steps}, config.train.epochs={epochs}: set exactly one of them > 0")
+  return int(steps) if steps > 0 else max(1, int(round(epochs * steps_per_epoch)))
+
+
+def claim_workdir(config, workdir: str) -> None:
+  """Writes config.json, or checks that the one already there is this config (resume); never overwrites."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  resolved = json.loads(config.to_json())
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+    if stored != resolved:
+      diff = _first_difference(stored, resolved)
+      raise WorkdirError(f"--workdir={workdir} holds a run with another config ({diff}); "
+                         "rerun with the same config to resume it, or choose a new --workdir")
+  else:
+    record.write_json(path, resolved)
+
+
+def _first_difference(a, b, prefix="config") -> str:
+  for key in sorted(set(a) | set(b)):
+    x, y = a.get(key, "<unset>"), b.get(key, "<unset>")
+    if isinstance(x, dict) and isinstance(y, dict):
+      if x != y:
+        return _first_difference(x, y, f"{prefix}.{key}")
+    elif x != y:
+      return f"{prefix}.{key}: stored {x!r}, now {y!r}"
+  return "no difference"
+
+
+def evaluate(eval_step, state, dataset, batch_size: int) -> dict:
+  totals = {"correct": 0, "loss_sum": 0.0, "count": 0}
+  for batch in data.eval_batches(dataset, batch_size):
+    out = jax.device_get(eval_step(state, batch))
+    for k in totals:
+      totals[k] += out[k].item()
+  return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss_sum"] / totals["count"]}
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns the summary."""
+  workdir = os.path.abspath(workdir)
+  mode = determinism.apply(config.determinism)["mode"]  # idempotent; launch.py applied it before the backend
+  claim_workdir(config, workdir)
+  summary_path = os.path.join(workdir, "summary.json")
+
+  # Input.
+  dataset = data.load(config.data)
+  stream = data.TrainStream(dataset, config.seed, config.train.batch_size,
+                            config.data.crop_padding if config.data.augment else 0)
+  num_steps = total_steps(config.train, stream.steps_per_epoch)
+
+  # Model, optimizer, state.
+  model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
+  tx, lr_at = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
+  key = rng.root_key(config.seed)
+  example = jnp.asarray(stream.batch(0)["image"][:1])
+  state = init_state(model, tx, example, key, breakers.init_noise(config))
+  train_step, eval_step = make_train_step(model, tx), make_eval_step(model)
+  step_key = rng.stream(key, "step")
+
+  # Checkpoint: resume where the last run stopped.
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+  wall_before = 0.0
+  start = ckpt.latest_step() or 0
+  if start:
+    saved = ckpt.restore(start, like=_checkpoint_tree(state, key, stream, start, 0.0))
+    state, wall_before = saved["state"], float(saved["wall_seconds"])
+    if not np.array_equal(saved["rng"], jax.random.key_data(key)):
+      raise WorkdirError(f"{workdir}/checkpoints: step {start} was saved with another seed's keys")
+    print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
+  log.truncate_after(start)
+
+  # Loop.
+  t0 = time.time()
+  finite, window, last_good = jnp.asarray(True), [], start
+  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not config.train.progress, unit="step",
+                       dynamic_ncols=True)
+  for step in range(start, num_steps):
+    state, metrics = train_step(state, stream.batch(step), step_key)
+    finite = finite & metrics["finite"]
+    window.append(metrics)
+    done = step + 1
+    is_last = done == num_steps
+    if done % config.train.log_every == 0 or is_last or done % config.train.checkpoint_every == 0:
+      if not bool(finite):
+        ckpt.close()
+        raise Diverged(f"loss or gradients became NaN/inf between steps {last_good} and {done}; the last good "
+                       f"checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints; lower "
+                       "config.train.lr or change the config, in a new --workdir")
+      last_good = done
+    if done % config.train.log_every == 0 or is_last:
+      means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}
+      window = []
+      log.write({"step": done, "split": "train", "lr": float(lr_at(step)), **means})
+      progress.set_postfix(loss=f"{means['loss']:.4f}")
+    if done % config.train.eval_every == 0 or is_last:
+      log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
+    if done % config.train.checkpoint_every == 0 or is_last:
+      ckpt.save(done, _checkpoint_tree(state, key, stream, done, wall_before + time.time() - t0))
+    progress.update(1)
+  progress.close()
+  ckpt.close()
+
+  # Summary.
+  evals = [r for r in log.records() if r["split"] == "test"]
+  if not evals or evals[-1]["step"] != num_steps:  # a finished run re-launched: its final eval is logged
+    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
+  params = jax.device_get(state["params"])
+  summary = {
+      "final_test_accuracy": evals[-1]["accuracy"],
+      "final_test_loss": evals[-1]["loss"],
+      "best_test_accuracy": max(r["accuracy"] for r in evals),
+      "steps": num_steps,
+      "epochs": num_steps / stream.steps_per_epoch,
+      "wall_seconds": wall_before + time.time() - t0,
+      "param_fingerprint": record.param_fingerprint(params),
+      "distinct_channels": symmetry.distinct_channels(params),
+      "seed": config.seed,
+      "model": config.model.to_dict(),
+      "breaker": config.breaker.to_dict(),
+      "data": dataset.source,
+      "determinism": determinism.in_force(mode),
+      "versions": record.versions(),
+      "device": record.device(),
+      "resumed_from_step": start or None,
+  }
+  record.write_json(summary_path, summary)
+  return summary
+
+
+def _checkpoint_tree(state, key, stream, step: int, wall_seconds: float) -> dict:
+  position = stream.position(step)
+  return {"state": state, "rng": jax.random.key_data(key),
+          "data_position": {k: np.int64(v) for k, v in position.items()},
+          "wall_seconds": np.float64(wall_seconds)}
