@@ -7,9 +7,10 @@ Overrides are typed and checked against the config (`--config.model.depth=10`); 
 error. Re-running the same command in the same workdir resumes from the last checkpoint.
 """
 
+import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:variant]).",
@@ -22,6 +23,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.steps=100")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   config = _CONFIG.value
   from zerodiverse.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
@@ -41,5 +43,30 @@ def main(argv):
   return 0
 
 
+def parse_flags(argv):
+  """absl's parser, but a bad config file or override is one line on stderr and exit 2, not a traceback."""
+  try:
+    rest = flags.FLAGS(argv)
+    "seed" in _CONFIG.value  # pylint: disable=pointless-statement  (config files load lazily: fail here)
+    return rest
+  except flags.Error as e:
+    message = str(e)
+  except (AttributeError, KeyError, TypeError, ValueError, OSError) as e:  # from config_flags
+    message = str(e.args[0] if e.args else e)
+  print(f"error: {_one_line(message)}; see --helpshort", file=sys.stderr)
+  sys.exit(2)
+
+
+def _one_line(message: str) -> str:
+  """The gist of a config_flags error: the last line of a traceback, a misspelt field with its suggestion."""
+  message = message.replace("\\n", "\n").replace("\\'", "'")
+  if "Traceback" in message:
+    message = message.strip().splitlines()[-1]
+  typo = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', message)
+  if typo:
+    return f"--config override names no field {typo.group(2)!r} (did you mean {typo.group(1)!r}?)"
+  return " ".join(message.split())
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -107,6 +107,8 @@ def run_arm(arm_dir: str) -> int:
   """Trains the arm whose config.json is in `arm_dir` (the child process of `run`)."""
   with open(os.path.join(arm_dir, "config.json")) as f:
     config = ml_collections.ConfigDict(json.load(f))
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
   determinism.apply(config.determinism)
   from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top

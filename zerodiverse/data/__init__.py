@@ -6,7 +6,8 @@ from zerodiverse.data import cifar_binary, digits, tfds_source
 from zerodiverse.data.dataset import DataError, Dataset
 from zerodiverse.data.pipeline import TrainStream, eval_batches
 
-NAMES = ("cifar10", "cifar100", "digits")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10}
+NAMES = tuple(NUM_CLASSES)
 # Normalization of the paper's code (CIFAR-10) and the usual CIFAR-100 statistics, in pixel units / 255.
 NORMALIZATION = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
@@ -14,10 +15,15 @@ NORMALIZATION = {
 }
 
 
+def num_classes(name: str) -> int:
+  if name not in NUM_CLASSES:
+    raise DataError(f"config.data.name={name!r} is not a data set; choose one of {NAMES}")
+  return NUM_CLASSES[name]
+
+
 def load(cfg) -> Dataset:
   """The data set `cfg` (config.data) names, fully in memory."""
-  if cfg.name not in NAMES:
-    raise DataError(f"config.data.name={cfg.name!r} is not a data set; choose one of {NAMES}")
+  num_classes(cfg.name)
   if cfg.name == "digits":
     arrays = digits.load()
     pixels = arrays["train_images"].astype(np.float64) / 255
@@ -29,4 +35,4 @@ def load(cfg) -> Dataset:
   return Dataset(mean=mean, std=std, **arrays)
 
 
-__all__ = ["DataError", "Dataset", "TrainStream", "eval_batches", "load"]
+__all__ = ["DataError", "Dataset", "TrainStream", "eval_batches", "load", "num_classes"]

@@ -40,7 +40,7 @@ def find_folder(name: str, data_dir: str) -> str:
   """`data_dir` itself or its child in the official layout; a DataError naming both paths otherwise."""
   layout = LAYOUTS[name]
   candidates = [data_dir, os.path.join(data_dir, layout["folder"])]
-  for folder in candidates:
+  for folder in map(os.path.abspath, candidates):
     if all(os.path.isfile(os.path.join(folder, f)) for f in layout["train"] + layout["test"]):
       return folder
   raise DataError(f"data.dir={data_dir!r}: no {name} binary files ({layout['train'][0]}, ...) in "

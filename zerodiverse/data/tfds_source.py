@@ -4,9 +4,6 @@ import numpy as np
 
 from zerodiverse.data.dataset import DataError
 
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-
-
 def load(name: str, tfds_dir: str | None) -> dict:
   """Downloads and prepares `name` on first use (needs internet), then reads both splits into memory."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -23,4 +20,4 @@ def load(name: str, tfds_dir: str | None) -> dict:
     examples = [source[i] for i in range(len(source))]
     arrays[f"{split}_images"] = np.stack([np.asarray(ex["image"], np.uint8) for ex in examples])
     arrays[f"{split}_labels"] = np.asarray([ex["label"] for ex in examples], np.int32)
-  return dict(arrays, num_classes=NUM_CLASSES[name], source=f"{name} via tensorflow-datasets")
+  return dict(arrays, num_classes={"cifar10": 10, "cifar100": 100}[name], source=f"{name} via tensorflow-datasets")

@@ -64,11 +64,16 @@ class ConstNet(nn.Module):
   scheme: str = "constant"  # config.model.init
   dropout: float = 0.0
 
-  def setup(self):
+  def __post_init__(self):
     if (self.depth - 4) % 3 or self.depth < 7:
-      raise ConfigError(f"model.depth={self.depth}: ConstNet needs depth = 3n + 4 with n >= 1 (7, 10, 16, ...)")
+      raise ConfigError(f"config.model.depth={self.depth}: ConstNet needs depth = 3n + 4 with n >= 1 (7, 10, 16, ...)")
     if self.scheme not in SCHEMES:
-      raise ConfigError(f"model.init={self.scheme!r}: ConstNet knows {sorted(SCHEMES)}")
+      raise ConfigError(f"config.model.init={self.scheme!r}: ConstNet knows {sorted(SCHEMES)}")
+    if self.width < 1:
+      raise ConfigError(f"config.model.width={self.width}: the widen factor must be >= 1")
+    if not 0 <= self.dropout < 1:
+      raise ConfigError(f"config.breaker.dropout={self.dropout}: a rate in [0, 1)")
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, x, train: bool = False):

@@ -17,6 +17,12 @@ class MLP(nn.Module):
   hidden_init: str = "he_normal"  # config.model.init
   unique_features: int = 0
 
+  def __post_init__(self):
+    inits.get(self.hidden_init)  # an unknown name fails here, at build time
+    if not 0 <= self.unique_features <= self.width:
+      raise ConfigError(f"config.model.unique_features={self.unique_features}: must be in [0, width={self.width}]")
+    super().__post_init__()
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train

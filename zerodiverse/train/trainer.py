@@ -30,6 +30,18 @@ def total_steps(cfg, steps_per_epoch: int) -> int:
   return int(steps) if steps > 0 else max(1, int(round(epochs * steps_per_epoch)))
 
 
+def check_config(config) -> None:
+  """Fails fast, before any data is read, on a config that cannot run."""
+  determinism.apply(config.determinism)
+  models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
+  breakers.init_noise(config)
+  total_steps(config.train, 1)
+  optim.schedule(config.train, 1000)
+  for field in ("batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every"):
+    if config.train[field] < 1:
+      raise ConfigError(f"config.train.{field}={config.train[field]}: must be >= 1")
+
+
 def claim_workdir(config, workdir: str) -> None:
   """Writes config.json, or checks that the one already there is this config (resume); never overwrites."""
   os.makedirs(workdir, exist_ok=True)
@@ -69,7 +81,8 @@ def evaluate(eval_step, state, dataset, batch_size: int) -> dict:
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns the summary."""
   workdir = os.path.abspath(workdir)
-  mode = determinism.apply(config.determinism)["mode"]  # idempotent; launch.py applied it before the backend
+  check_config(config)  # applies determinism too (idempotent: launch.py did so before the backend started)
+  mode = config.determinism
   claim_workdir(config, workdir)
   summary_path = os.path.join(workdir, "summary.json")
 
