@@ -27,7 +27,7 @@ def main(argv):
   config = _CONFIG.value
   from zerodiverse.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
-    if "arms" in config:
+    if "arms" in config or "grid" in config:
       from zerodiverse import sweep  # pylint: disable=g-import-not-at-top
       return sweep.run(config, _WORKDIR.value, _WORKERS.value)
     # Determinism flags must be set before JAX creates its backend, so before anything else touches JAX.

@@ -20,6 +20,9 @@ def base() -> ml_collections.ConfigDict:
   config.breaker.init_noise_scale = "fan_in"  # or "absolute"
   config.breaker.init_noise_groups = "all"  # or e.g. "residual,stem"
   config.breaker.dropout = 0.0              # residual-branch dropout rate (the paper: 0.01)
+  config.breaker.grad_noise = 0.0           # eps: g + eps * N(0, 1) on every gradient element each step; 0 = off
+  config.breaker.rounding_noise = False     # g * (1 + u * r), u ~ U[-1, 1] each step (breakers.py)
+  config.breaker.rounding_noise_scale = 2.0 ** -24  # r: float32 rounding (half an ulp at 1.0)
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "cifar10"
@@ -42,4 +45,6 @@ def base() -> ml_collections.ConfigDict:
   config.train.eval_batch_size = 1000
   config.train.checkpoint_every = 2000
   config.train.progress = True
+  config.train.symmetry_every = 100  # diversity metrics (symmetry.py) every N steps, at step 0 and each eval
+  config.train.probe_batch_size = 256  # the fixed test-set batch for activation variance
   return config

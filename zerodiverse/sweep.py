@@ -4,9 +4,15 @@
 runs in WORKDIR/A as `python -m zerodiverse.sweep WORKDIR/A` (its own process, so determinism settings
 apply before its JAX backend starts). Re-running the sweep skips finished arms and resumes unfinished ones;
 a failed arm is reported and does not stop the others.
+
+`config.grid` (optional, with or instead of `arms`) maps an axis name to {label: nested overrides}; the
+arms are the cross product of the axes, named by their labels joined with "-" (e.g. "constant-rounding-s0"),
+plus any explicit `arms`. `axis("model.init", ["constant", "he"])` builds an axis over one field with
+readable labels (strings as they are, numbers as field name + value, booleans as the name or no_name).
 """
 
 import concurrent.futures
+import itertools
 import json
 import os
 import subprocess
@@ -18,10 +24,63 @@ import ml_collections
 from zerodiverse.errors import ConfigError, UserError
 
 
+def nested(field: str, value) -> dict:
+  """{"model": {"init": v}} for field "model.init"."""
+  out = value
+  for part in reversed(field.split(".")):
+    out = {part: out}
+  return out
+
+
+def number(value) -> str:
+  """A number for an arm name (no '.', which config fields cannot hold): 0.01 -> 1e-02, 0.5 -> 0p5."""
+  text = f"{value:g}"
+  if "." in text and float(f"{value:.0e}") == value:
+    return f"{value:.0e}"
+  return text.replace(".", "p")
+
+
+def label(field: str, value) -> str:
+  leaf = field.split(".")[-1]
+  if isinstance(value, bool):
+    return leaf if value else f"no_{leaf}"
+  if isinstance(value, (int, float)):
+    return f"{leaf}{number(value)}"
+  return str(value)
+
+
+def axis(field: str, values, labels=None) -> dict:
+  """A grid axis over one config field: {label: nested override}."""
+  labels = labels or [label(field, v) for v in values]
+  return {name: nested(field, v) for name, v in zip(labels, values)}
+
+
+def merge(*overrides: dict) -> dict:
+  """Nested overrides combined, later ones winning field by field."""
+  out = {}
+  for o in overrides:
+    for k, v in o.items():
+      out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
+
+
+def expand(grid: dict) -> dict:
+  """{arm name: overrides} for the cross product of the grid's axes."""
+  axes = [list(a.items()) for a in grid.values()]
+  for name, a in zip(grid, axes):
+    if not a:
+      raise ConfigError(f"config.grid.{name} is empty; give at least one value")
+  return {"-".join(label for label, _ in combo): merge(*(o for _, o in combo)) for combo in itertools.product(*axes)}
+
+
 def arm_configs(config: ml_collections.ConfigDict) -> dict:
-  """{arm name: the full config of that arm} (the base config without `arms`, plus the arm's overrides)."""
+  """{arm name: the full config of that arm} (the base config without `arms`/`grid`, plus the arm's overrides)."""
   base = config.to_dict()
-  arms = base.pop("arms")
+  arms = dict(expand(base.pop("grid")) if "grid" in base else {})
+  for name, overrides in (base.pop("arms", None) or {}).items():
+    if name in arms:
+      raise ConfigError(f"config.arms.{name}: the grid already makes an arm of that name")
+    arms[name] = overrides
   if not arms:
     raise ConfigError("config.arms is empty; give at least one arm, e.g. {'he': {'model': {'init': 'he'}}}")
   out = {}

@@ -24,7 +24,9 @@ def cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation):
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                    grad_breakers: breakers.GradBreakers = breakers.GradBreakers()):
+  """The jitted step; `grad_breakers` perturb the gradients before the optimizer (none: no extra op)."""
   def train_step(state, batch, key):
     step_key = jax.random.fold_in(key, state["step"])
 
@@ -35,6 +37,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation):
       return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    grads = breakers.apply_to_grads(grads, step_key, grad_breakers)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.global_norm(grads)

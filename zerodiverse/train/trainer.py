@@ -35,9 +35,11 @@ def check_config(config) -> None:
   determinism.apply(config.determinism)
   models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
   breakers.init_noise(config)
+  breakers.grad_breakers(config)
   total_steps(config.train, 1)
   optim.schedule(config.train, 1000)
-  for field in ("batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every"):
+  for field in ("batch_size", "log_every", "eval_every", "eval_batch_size", "checkpoint_every",
+                "symmetry_every", "probe_batch_size"):
     if config.train[field] < 1:
       raise ConfigError(f"config.train.{field}={config.train[field]}: must be >= 1")
 
@@ -98,7 +100,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   key = rng.root_key(config.seed)
   example = jnp.asarray(stream.batch(0)["image"][:1])
   state = init_state(model, tx, example, key, breakers.init_noise(config))
-  train_step, eval_step = make_train_step(model, tx), make_eval_step(model)
+  train_step, eval_step = make_train_step(model, tx, breakers.grad_breakers(config)), make_eval_step(model)
+  probe, probe_images = symmetry.make_probe(model), next(data.eval_batches(dataset, config.train.probe_batch_size))["image"]
+  log_symmetry = lambda step: log.write({"step": step, "split": "symmetry", **symmetry.record(
+      state["params"], state["batch_stats"], probe, probe_images)})
   step_key = rng.stream(key, "step")
 
   # Checkpoint: resume where the last run stopped.
@@ -113,6 +118,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       raise WorkdirError(f"{workdir}/checkpoints: step {start} was saved with another seed's keys")
     print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
   log.truncate_after(start)
+  if start == 0:
+    log_symmetry(0)
 
   # Loop.
   t0 = time.time()
@@ -139,6 +146,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       progress.set_postfix(loss=f"{means['loss']:.4f}")
     if done % config.train.eval_every == 0 or is_last:
       log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
+    if done % config.train.symmetry_every == 0 or done % config.train.eval_every == 0 or is_last:
+      log_symmetry(done)
     if done % config.train.checkpoint_every == 0 or is_last:
       ckpt.save(done, _checkpoint_tree(state, key, stream, done, wall_before + time.time() - t0))
     progress.update(1)
@@ -159,6 +168,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "wall_seconds": wall_before + time.time() - t0,
       "param_fingerprint": record.param_fingerprint(params),
       "distinct_channels": symmetry.distinct_channels(params),
+      "symmetry_breaking_step": symmetry.breaking_steps([r for r in log.records() if r["split"] == "symmetry"]),
+      "symmetry_threshold": symmetry.THRESHOLD,
       "seed": config.seed,
       "model": config.model.to_dict(),
       "breaker": config.breaker.to_dict(),

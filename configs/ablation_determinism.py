@@ -1,0 +1,81 @@
+"""The determinism ablation (issue 3): does ConstNet's symmetry break, and by what?
+
+Grid: init {constant, he} x breaker {none, init_noise, grad_noise, dropout 0.01, rounding_noise} x eps x
+seeds, every arm under deterministic XLA, so nothing breaks the symmetry except the named breaker. Breaker
+labels carry their eps: init_noise (relative to 1/sqrt(fan_in)) and grad_noise (absolute, per step) over
+EPS; rounding_noise is g * (1 + u * 2^-24) every step (zerodiverse/breakers.py says what it models).
+
+  # the full grid (WRN-16-10, the paper's 300 epochs: GPU hours per arm):
+  python launch.py --config configs/ablation_determinism.py --workdir workdirs/ablation --config.data.dir=DIR
+  # the evidence run in docs/results/ablation_determinism (ConstNet 10-1 on CIFAR-10, 500 steps
+  # = 1.3 epochs, 12 arms, 2 seeds; about 45 minutes on 2 shared CPU cores), then its report:
+  python launch.py --config configs/ablation_determinism.py:evidence --workdir workdirs/ablation_evidence \
+      --config.data.dir=/work/main/.data --workers 2
+  python -m zerodiverse.report workdirs/ablation_evidence
+  # a 2x2 smoke grid on the embedded digits (seconds; the tests use it):
+  python launch.py --config configs/ablation_determinism.py:smoke --workdir workdirs/ablation_smoke
+
+Expect: constant-none keeps 1 distinct channel per layer and stays far below he; init_noise, grad_noise and
+dropout break the symmetry at once; rounding_noise makes the channels bitwise distinct within the first
+steps, and its channel spread then grows at a rate the report measures (symmetry_breaking_step).
+"""
+
+from zerodiverse import defaults, sweep
+
+EPS = (1e-6, 1e-4, 1e-2)
+
+
+def breakers(eps=EPS, dropout=0.01) -> dict:
+  """The breaker axis: {label: overrides}."""
+  axis = {"none": {}}
+  axis.update({f"init_noise{sweep.number(e)}": {"breaker": {"init_noise": e}} for e in eps})
+  axis.update({f"grad_noise{sweep.number(e)}": {"breaker": {"grad_noise": e}} for e in eps})
+  axis[f"dropout{sweep.number(dropout)}"] = {"breaker": {"dropout": dropout}}
+  axis["rounding_noise"] = {"breaker": {"rounding_noise": True}}
+  return axis
+
+
+def get_config(variant: str | None = None):
+  config = defaults.base()
+  config.data.name = "cifar10"
+  seeds = (0, 1, 2)
+  config.grid = {"init": sweep.axis("model.init", ["constant", "he"]), "breaker": breakers(),
+                 "seed": sweep.axis("seed", seeds)}
+  if variant in (None, ""):
+    return config
+  if variant == "evidence":
+    config.model.depth = 10
+    config.model.width = 1
+    config.train.epochs = 0.0
+    config.train.steps = 500
+    config.train.log_every = 25
+    config.train.eval_every = 250
+    config.train.eval_batch_size = 1000
+    config.train.checkpoint_every = 250
+    config.train.symmetry_every = 25
+    config.train.progress = False
+    config.grid = {"init": sweep.axis("model.init", ["constant"]),
+                   "breaker": {k: v for k, v in breakers(eps=(1e-3,)).items() if k != "grad_noise1e-03"}
+                   | {"grad_noise1e-04": {"breaker": {"grad_noise": 1e-4}}},
+                   "seed": sweep.axis("seed", (0, 1))}
+    config.arms = {f"none-he-seed{s}": {"model": {"init": "he"}, "seed": s} for s in (0, 1)}
+    return config
+  if variant == "smoke":
+    config.model.depth = 7
+    config.model.width = 1
+    config.data.name = "digits"
+    config.data.augment = False
+    config.train.epochs = 0.0
+    config.train.steps = 30
+    config.train.batch_size = 32
+    config.train.lr = 0.05
+    config.train.log_every = 10
+    config.train.eval_every = 30
+    config.train.eval_batch_size = 360
+    config.train.checkpoint_every = 10
+    config.train.symmetry_every = 10
+    config.train.progress = False
+    config.grid = {"init": sweep.axis("model.init", ["constant", "he"]),
+                   "breaker": {"none": {}, "rounding_noise": {"breaker": {"rounding_noise": True}}}}
+    return config
+  raise ValueError(f"configs/ablation_determinism.py:{variant}: unknown variant; use none, :evidence or :smoke")
