@@ -3,7 +3,7 @@
 import importlib
 from zerodiverse.errors import ConfigError
 
-NAMES = ("constnet", "mlp")
+NAMES = ("constnet", "leakynet", "mlp")
 
 
 def _module(name: str):
