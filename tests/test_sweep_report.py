@@ -1,0 +1,97 @@
+"""Sweep grids: a 2x2 grid runs in parallel processes, a killed arm resumes, the report names every arm."""
+
+from zerodiverse import determinism
+
+determinism.apply("deterministic")  # before JAX starts, as launch.py does (idempotent)
+
+import importlib.util  # pylint: disable=g-import-not-at-top
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from zerodiverse import report, sweep
+from zerodiverse.errors import ConfigError
+from zerodiverse.train import trainer
+from zerodiverse.train.checkpoint import Checkpointer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config_module(name):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_grid_names_and_overrides():
+  grid = {"init": sweep.axis("model.init", ["constant", "he"]),
+          "b": {"none": {}, "rn": {"breaker": {"rounding_noise": True}}},
+          "seed": sweep.axis("seed", [0, 1])}
+  arms = sweep.expand(grid)
+  assert len(arms) == 8 and arms["he-rn-seed1"] == {"model": {"init": "he"}, "breaker": {"rounding_noise": True},
+                                                    "seed": 1}
+  assert sweep.label("breaker.rounding_noise", False) == "no_rounding_noise"
+  assert sweep.label("breaker.init_noise", 0.001) == "init_noise1e-03"
+  for name in ("ablation_determinism", "leakynet_grid", "toy_diversity"):
+    for variant in (None, "smoke"):
+      assert len(sweep.arm_configs(config_module(name).get_config(variant))) >= 4
+  bad = config_module("toy_diversity").get_config("smoke")
+  bad.grid.noise = {"x": {"breaker": {"init_nois": 1.0}}}
+  with pytest.raises(ConfigError, match="init_nois"):
+    sweep.arm_configs(bad)
+
+
+class Killed(Exception):
+  pass
+
+
+def test_grid_sweep_resumes_a_killed_arm_and_reports_every_arm(tmp_path, monkeypatch):
+  config = config_module("toy_diversity").get_config("smoke")
+  arms = sweep.arm_configs(config)
+  assert sorted(arms) == ["eps0-k1", "eps0-k256", "eps1e-03-k1", "eps1e-03-k256"]
+  # One arm "killed" right after its step-20 checkpoint (of 40): what a crash or kill leaves behind.
+  save = Checkpointer.save
+
+  def save_then_die(self, step, tree):
+    save(self, step, tree)
+    if step == 20:
+      self.close()
+      raise Killed
+
+  monkeypatch.setattr(Checkpointer, "save", save_then_die)
+  with pytest.raises(Killed):
+    trainer.train_and_evaluate(arms["eps0-k1"], str(tmp_path / "eps0-k1"))
+  monkeypatch.undo()
+  assert not (tmp_path / "eps0-k1" / "summary.json").exists()
+
+  cmd = [sys.executable, os.path.join(REPO, "launch.py"), "--config", os.path.join(REPO, "configs/toy_diversity.py:smoke"),
+         "--workdir", str(tmp_path), "--workers", "2"]
+  env = dict(os.environ, PYTHONPATH=REPO)
+  out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+  assert out.returncode == 0, out.stdout + out.stderr
+  for name in arms:
+    with open(tmp_path / name / "summary.json") as f:
+      summary = json.load(f)
+    assert summary["resumed_from_step"] == (20 if name == "eps0-k1" else None)
+    assert set(summary["symmetry_breaking_step"]) == {"hidden", "head"}
+  assert "Resuming" in (tmp_path / "eps0-k1" / "log.txt").read_text()
+  # Duplicated hidden features (k=1) with no noise stay identical; eps breaks them at step 0.
+  with open(tmp_path / "eps0-k1" / "summary.json") as f:
+    assert json.load(f)["distinct_channels"]["hidden"] == 1
+  with open(tmp_path / "eps1e-03-k1" / "summary.json") as f:
+    assert json.load(f)["symmetry_breaking_step"]["hidden"] == 0
+
+  again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+  assert again.returncode == 0 and again.stdout.count("done before") == 4, again.stdout
+
+  assert report.main([str(tmp_path), "--data_note", "test data"]) == 0
+  text = (tmp_path / "REPORT.md").read_text()
+  for name in arms:
+    assert f"| {name} | finished |" in text
+  assert "test data" in text
+  for png in ("accuracy.png", "symmetry_over_time.png", "toy_grid.png"):
+    assert (tmp_path / png).stat().st_size > 1000

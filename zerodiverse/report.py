@@ -1,0 +1,307 @@
+"""A sweep's workdir -> REPORT.md and PNG figures (matplotlib, Agg), written into that workdir.
+
+  python -m zerodiverse.report WORKDIR [--data_note="offline CIFAR-10 rebuild (...)"]
+
+Reads every WORKDIR/<arm>/{config.json, summary.json, metrics.jsonl}. Arms that differ only in their seed
+form a group (mean and sample spread over seeds). Figures, each titled with the data it was trained on:
+accuracy per group; accuracy and symmetry-breaking step vs eps per breaker (when some breaker has an eps
+grid); distinct channels, filter correlation and channel spread over time per arm; the LeakyNet grid (when
+the runs are leakynet); the toy grid as a heat map (mlp runs over unique_features x init_noise). An arm with
+no summary.json is listed as unfinished and left out of the figures.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+from zerodiverse import symmetry  # pylint: disable=g-import-not-at-top
+
+SEED = re.compile(r"(^|-)seed\d+(?=-|$)")
+BREAKERS = ("init_noise", "grad_noise", "dropout", "rounding_noise")
+
+
+def load(workdir: str) -> list:
+  """One dict per arm: name, config, summary (or None), symmetry records."""
+  arms = []
+  for name in sorted(os.listdir(workdir)):
+    path = os.path.join(workdir, name)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+      continue
+    with open(os.path.join(path, "config.json")) as f:
+      config = json.load(f)
+    summary = None
+    if os.path.exists(os.path.join(path, "summary.json")):
+      with open(os.path.join(path, "summary.json")) as f:
+        summary = json.load(f)
+    records = []
+    if os.path.exists(os.path.join(path, "metrics.jsonl")):
+      with open(os.path.join(path, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    arms.append({"name": name, "config": config, "summary": summary,
+                 "symmetry": [r for r in records if r["split"] == "symmetry"],
+                 "group": SEED.sub("", name).strip("-") or name})
+  return arms
+
+
+def breaker_of(config: dict) -> tuple:
+  """(breaker name, eps) of an arm: 'none', or the one breaker switched on (joined with '+' if several)."""
+  b = config["breaker"]
+  on = [(k, float(b[k]) if k != "rounding_noise" else float(b.get("rounding_noise_scale", 2.0 ** -24)))
+        for k in BREAKERS if b.get(k)]
+  if not on:
+    return "none", 0.0
+  return "+".join(k for k, _ in on), on[0][1]
+
+
+def mean_sd(values: list) -> str:
+  if not values:
+    return ""
+  if len(values) == 1:
+    return f"{values[0]:.4f}"
+  return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def groups(arms: list) -> dict:
+  out = {}
+  for arm in arms:
+    out.setdefault(arm["group"], []).append(arm)
+  return out
+
+
+def data_label(arms: list, note: str) -> str:
+  sources = sorted({a["summary"]["data"] for a in arms if a["summary"]})
+  text = "; ".join(sources) or "no finished runs"
+  return f"{text} — {note}" if note else text
+
+
+def _title(fig, title: str, data: str) -> None:
+  fig.suptitle(f"{title}\ndata: {data}", fontsize=9)
+
+
+def fig_accuracy(gs: dict, data: str, path: str) -> None:
+  names = [g for g, arms in gs.items() if any(a["summary"] for a in arms)]
+  fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(names) + 2), 4))
+  for i, g in enumerate(names):
+    for key, dx, color in (("final_test_accuracy", -0.15, "C0"), ("best_test_accuracy", 0.15, "C1")):
+      vals = [a["summary"][key] for a in gs[g] if a["summary"]]
+      ax.bar(i + dx, statistics.mean(vals), 0.3, color=color, label=key if i == 0 else None,
+             yerr=statistics.stdev(vals) if len(vals) > 1 else 0, capsize=3)
+      ax.plot([i + dx] * len(vals), vals, "k.", ms=3)
+  ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+  ax.set_ylabel("test accuracy (bars: mean, dots: seeds)")
+  ax.legend(fontsize=7)
+  _title(fig, "Accuracy per arm", data)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def _series(arm: dict, fn) -> tuple:
+  steps = [r["step"] for r in arm["symmetry"]]
+  return steps, [fn(r) for r in arm["symmetry"]]
+
+
+def fig_symmetry(arms: list, data: str, path: str) -> None:
+  fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+  panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
+            ("mean output-filter correlation", lambda r: statistics.mean(m["corr_out"] for m in r["layers"].values()), "linear"),
+            ("median relative channel spread", lambda r: max(statistics.median(m["spread"] for m in r["layers"].values()), 1e-12), "log"))
+  colors = {}
+  for arm in arms:
+    if not arm["symmetry"]:
+      continue
+    color = colors.setdefault(arm["group"], f"C{len(colors) % 10}")
+    first = arm["name"] == next(a["name"] for a in arms if a["group"] == arm["group"])
+    for ax, (label, fn, scale) in zip(axes, panels):
+      steps, ys = _series(arm, fn)
+      ax.plot(steps, ys, color=color, ls="-" if first else "--", lw=1, label=arm["group"] if first else None)
+      ax.set_yscale(scale)
+      ax.set_xlabel("step")
+      ax.set_title(label, fontsize=9)
+  axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
+  axes[0].legend(fontsize=6)
+  _title(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def eps_series(arms: list) -> dict:
+  """{(init, breaker): [(eps, [arms])]} for breakers run at two or more eps values."""
+  out = {}
+  for arm in arms:
+    if not arm["summary"]:
+      continue
+    name, eps = breaker_of(arm["config"])
+    if name == "none" or "+" in name:
+      continue
+    out.setdefault((arm["config"]["model"]["init"], name), {}).setdefault(eps, []).append(arm)
+  return {k: sorted(v.items()) for k, v in out.items() if len(v) >= 2}
+
+
+def breaking_step(arm: dict):
+  """The median over layers of the symmetry-breaking step (None if no layer broke)."""
+  steps = [s for s in arm["summary"]["symmetry_breaking_step"].values() if s is not None]
+  return statistics.median(steps) if steps else None
+
+
+def fig_vs_eps(series: dict, data: str, path: str) -> None:
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+  for (init, name), points in series.items():
+    eps = [e for e, _ in points]
+    acc = [statistics.mean(a["summary"]["final_test_accuracy"] for a in arms) for _, arms in points]
+    a1.plot(eps, acc, "o-", label=f"{init} / {name}")
+    never = max(a["summary"]["steps"] for _, arms in points for a in arms)
+    steps = [statistics.mean(breaking_step(a) if breaking_step(a) is not None else never for a in arms)
+             for _, arms in points]
+    a2.plot(eps, steps, "o-", label=f"{init} / {name}")
+  for ax, label in ((a1, "final test accuracy (mean over seeds)"),
+                    (a2, "symmetry-breaking step (median over layers; top = never)")):
+    ax.set_xscale("log")
+    ax.set_xlabel("eps")
+    ax.set_ylabel(label, fontsize=8)
+    ax.legend(fontsize=7)
+  _title(fig, "Accuracy and symmetry-breaking step vs eps", data)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def fig_leakynet(arms: list, data: str, path: str) -> None:
+  done = [a for a in arms if a["summary"]]
+  inits = sorted({a["config"]["model"]["init"] for a in done}, key=lambda s: (s.count("1"), s))
+  kinds = sorted({breaker_of(a["config"])[0] for a in done})
+  fig, ax = plt.subplots(figsize=(max(6, len(inits) * 1.1), 4))
+  for j, kind in enumerate(kinds):
+    for i, init in enumerate(inits):
+      vals = [a["summary"]["final_test_accuracy"] for a in done
+              if a["config"]["model"]["init"] == init and breaker_of(a["config"])[0] == kind]
+      if vals:
+        ax.bar(i + (j - (len(kinds) - 1) / 2) * 0.8 / len(kinds), statistics.mean(vals), 0.8 / len(kinds),
+               color=f"C{j}", label=kind if i == 0 else None)
+  ax.set_xticks(range(len(inits)), inits, rotation=30, ha="right", fontsize=7)
+  ax.set_ylabel("final test accuracy (mean over seeds)")
+  ax.legend(fontsize=7)
+  _title(fig, "LeakyNet grid (more '1' layers to the right)", data)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def fig_toy(arms: list, data: str, path: str) -> None:
+  done = [a for a in arms if a["summary"]]
+  width = done[0]["config"]["model"]["width"]
+  ks = sorted({a["config"]["model"]["unique_features"] or width for a in done})
+  eps = sorted({a["config"]["breaker"]["init_noise"] for a in done})
+  grid = [[float("nan")] * len(eps) for _ in ks]
+  for i, k in enumerate(ks):
+    for j, e in enumerate(eps):
+      vals = [a["summary"]["final_test_accuracy"] for a in done
+              if (a["config"]["model"]["unique_features"] or width) == k and a["config"]["breaker"]["init_noise"] == e]
+      if vals:
+        grid[i][j] = statistics.mean(vals)
+  fig, ax = plt.subplots(figsize=(1.2 * len(eps) + 3, 0.6 * len(ks) + 2))
+  im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+  for i in range(len(ks)):
+    for j in range(len(eps)):
+      ax.text(j, i, f"{grid[i][j]:.3f}", ha="center", va="center", color="w", fontsize=8)
+  ax.set_xticks(range(len(eps)), [f"{e:g}" for e in eps])
+  ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+  ax.set_xlabel("init noise eps on the hidden layer")
+  ax.set_ylabel("unique hidden features k")
+  fig.colorbar(im, label="final test accuracy")
+  _title(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", data)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write(workdir: str, data_note: str = "") -> str:
+  """Writes WORKDIR/REPORT.md and its figures; returns the report's path."""
+  arms = load(workdir)
+  if not arms:
+    raise SystemExit(f"error: {workdir} holds no arm folders (WORKDIR/<arm>/config.json); run the sweep first")
+  gs = groups(arms)
+  data = data_label(arms, data_note)
+  done = [a for a in arms if a["summary"]]
+  figures = []
+  if done:
+    fig_accuracy(gs, data, os.path.join(workdir, "accuracy.png"))
+    figures.append(("Final and best test accuracy per arm", "accuracy.png"))
+    fig_symmetry(arms, data, os.path.join(workdir, "symmetry_over_time.png"))
+    figures.append(("Distinct channels, filter correlation and channel spread over time", "symmetry_over_time.png"))
+    series = eps_series(arms)
+    if series:
+      fig_vs_eps(series, data, os.path.join(workdir, "vs_eps.png"))
+      figures.append(("Accuracy and symmetry-breaking step vs eps", "vs_eps.png"))
+    models = {a["config"]["model"]["name"] for a in done}
+    if models == {"leakynet"}:
+      fig_leakynet(arms, data, os.path.join(workdir, "leakynet_grid.png"))
+      figures.append(("LeakyNet grid", "leakynet_grid.png"))
+    if models == {"mlp"}:
+      fig_toy(arms, data, os.path.join(workdir, "toy_grid.png"))
+      figures.append(("Toy grid: unique features x eps", "toy_grid.png"))
+
+  lines = [f"# Report: {os.path.basename(os.path.abspath(workdir))}", "",
+           f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
+           "only in the seed). Accuracy: mean ± sample sd over seeds. Symmetry-breaking step: first logged "
+           f"step at which a layer's relative channel spread exceeds {symmetry.THRESHOLD:g} "
+           "(zerodiverse/symmetry.py); 'broken' counts such layers.", "",
+           "| group | model | init | breaker | eps | seeds | final acc | best acc | distinct channels (min-max) "
+           "| layers broken | breaking step (median) | max spread at end |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for g, members in gs.items():
+    finished = [a for a in members if a["summary"]]
+    cfg = members[0]["config"]
+    name, eps = breaker_of(cfg)
+    if not finished:
+      lines.append(f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | 0 "
+                   "| not finished | | | | | |")
+      continue
+    channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
+    broken = [sum(s is not None for s in a["summary"]["symmetry_breaking_step"].values()) for a in finished]
+    total = len(finished[0]["summary"]["symmetry_breaking_step"])
+    steps = [breaking_step(a) for a in finished]
+    spreads = [max(m["spread"] for m in a["symmetry"][-1]["layers"].values()) for a in finished if a["symmetry"]]
+    lines.append(
+        f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | {len(finished)} "
+        f"| {mean_sd([a['summary']['final_test_accuracy'] for a in finished])} "
+        f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
+        f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "
+        f"| {', '.join('never' if s is None else f'{s:g}' for s in steps)} "
+        f"| {', '.join(f'{s:.1e}' for s in spreads)} |")
+  lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
+  for a in arms:
+    s = a["summary"]
+    lines.append(f"| {a['name']} | finished | {s['final_test_accuracy']:.4f} | {s['steps']} | {s['wall_seconds']:.0f} "
+                 f"| {s['param_fingerprint'][:12]} |" if s else f"| {a['name']} | not finished | | | | |")
+  for caption, file in figures:
+    lines += ["", f"## {caption}", "", f"![{caption}]({file})"]
+  path = os.path.join(workdir, "REPORT.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("workdir")
+  parser.add_argument("--data_note", default="", help="what the data is, e.g. 'offline CIFAR-10 rebuild'")
+  args = parser.parse_args(argv)
+  if not os.path.isdir(args.workdir):
+    print(f"error: {args.workdir} is not a folder; give a sweep's --workdir", file=sys.stderr)
+    return 2
+  print(write(args.workdir, args.data_note))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
