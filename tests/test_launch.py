@@ -9,12 +9,15 @@ SMOKE = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.progre
 
 
 def test_override_reaches_the_run(tmp_path, fake_cifar_dir):
-  result = launch(*SMOKE, f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7",
+  result = launch(*SMOKE, f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.determinism=default",
                   "--config.train.steps=3", "--config.train.batch_size=8", "--config.train.eval_batch_size=50",
                   "--workdir", str(tmp_path))
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["model"]["depth"] == 7 and summary["steps"] == 3
+  assert summary["determinism"]["mode"] == "default"
+  assert "deterministic_ops" not in summary["determinism"]["xla_flags"]  # XLA left free
+  assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"  # pinned in both modes
   assert sorted(summary["distinct_channels"]) == ["head", "stage1_block0/conv", "stage2_block0/conv",
                                                   "stage2_block0/shortcut", "stage3_block0/conv",
                                                   "stage3_block0/shortcut", "stem"]
