@@ -186,5 +186,5 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _checkpoint_tree(state, key, stream, step: int, wall_seconds: float) -> dict:
   position = stream.position(step)
   return {"state": state, "rng": jax.random.key_data(key),
-          "data_position": {k: np.int64(v) for k, v in position.items()},
-          "wall_seconds": np.float64(wall_seconds)}
+          "data_position": {k: np.asarray(v, np.int64) for k, v in position.items()},
+          "wall_seconds": np.asarray(wall_seconds, np.float64)}

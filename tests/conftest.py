@@ -1,0 +1,62 @@
+"""Shared test fixtures. Determinism is applied before any test touches JAX, as launch.py does."""
+
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from zerodiverse import defaults, determinism
+
+determinism.apply("deterministic")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides) -> ml_collections.ConfigDict:
+  """ConstNet D=10 k=1 on the embedded digits, a few dozen steps: the smallest real run."""
+  config = defaults.base()
+  config.model.depth, config.model.width = 10, 1
+  config.data.name, config.data.augment = "digits", False
+  config.train.epochs, config.train.steps, config.train.batch_size = 0.0, 40, 64
+  config.train.lr, config.train.lr_drop_at = 0.05, (0.5,)
+  config.train.log_every = config.train.eval_every = config.train.checkpoint_every = 20
+  config.train.eval_batch_size = 360
+  config.train.progress = False
+  for dotted, value in overrides.items():
+    node = config
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def write_fake_cifar10(root: str, per_batch: int = 100, seed: int = 0) -> str:
+  """A small cifar-10-batches-bin in the official binary layout (random pixels, labels 0..9)."""
+  folder = os.path.join(root, "cifar-10-batches-bin")
+  os.makedirs(folder, exist_ok=True)
+  generator = np.random.default_rng(seed)
+  for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    labels = generator.integers(0, 10, size=(per_batch, 1), dtype=np.uint8)
+    pixels = generator.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+    np.concatenate([labels, pixels], axis=1).tofile(os.path.join(folder, name))
+  return folder
+
+
+def launch(*args, timeout=300, **popen_kwargs):
+  """Runs launch.py in a fresh process; returns the CompletedProcess (or the Popen if popen_kwargs)."""
+  cmd = [sys.executable, os.path.join(REPO, "launch.py"), *args]
+  env = dict(os.environ, PYTHONPATH=REPO)
+  if popen_kwargs:
+    return subprocess.Popen(cmd, env=env, cwd=REPO, **popen_kwargs)
+  return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def fake_cifar_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("cifar")
+  write_fake_cifar10(str(root))
+  return str(root)
