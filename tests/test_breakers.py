@@ -1,12 +1,8 @@
 """Breakers: off means the foundation's run bit for bit; each draws from its own keys; rounding noise breaks
 a tiny ConstNet's symmetry."""
 
-from zerodiverse import determinism
 
-determinism.apply("deterministic")  # before JAX starts, as launch.py does (idempotent)
-
-
-import jax  # pylint: disable=g-import-not-at-top
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

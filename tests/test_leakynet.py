@@ -1,10 +1,6 @@
 """LeakyNet: even/odd leaky pairs are exactly linear at init; '1' layers make identical channels."""
 
-from zerodiverse import determinism
-
-determinism.apply("deterministic")  # before JAX starts, as launch.py does (idempotent)
-
-import jax  # pylint: disable=g-import-not-at-top
+import jax
 import numpy as np
 import pytest
 

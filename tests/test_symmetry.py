@@ -1,9 +1,5 @@
 """Diversity metrics on hand-built tensors whose values are known."""
 
-from zerodiverse import determinism
-
-determinism.apply("deterministic")  # before JAX starts, as launch.py does (idempotent)
-
 
 import numpy as np
 import pytest
