@@ -112,7 +112,8 @@ def _series(arm: dict, fn) -> tuple:
 def fig_symmetry(arms: list, data: str, path: str) -> None:
   fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
   panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
-            ("mean output-filter correlation", lambda r: statistics.mean(m["corr_out"] for m in r["layers"].values()), "linear"),
+            ("1 - mean output-filter correlation (float32 floor ~1e-7)",
+             lambda r: max(1 - statistics.mean(m["corr_out"] for m in r["layers"].values()), 1e-8), "log"),
             ("median relative channel spread", lambda r: max(statistics.median(m["spread"] for m in r["layers"].values()), 1e-12), "log"))
   colors = {}
   for arm in arms:
@@ -150,6 +151,18 @@ def eps_series(arms: list) -> dict:
 def breaking_step(arm: dict):
   """The median over layers of the symmetry-breaking step (None if no layer broke)."""
   steps = [s for s in arm["summary"]["symmetry_breaking_step"].values() if s is not None]
+  return statistics.median(steps) if steps else None
+
+
+def distinct_step(arm: dict):
+  """The median over layers of the first logged step with more than 1 bitwise-distinct channel (None: never)."""
+  first = {}
+  for r in arm["symmetry"]:
+    for layer, m in r["layers"].items():
+      first.setdefault(layer, None)
+      if first[layer] is None and m["distinct"] > 1:
+        first[layer] = r["step"]
+  steps = [s for s in first.values() if s is not None]
   return statistics.median(steps) if steps else None
 
 
@@ -254,17 +267,18 @@ def write(workdir: str, data_note: str = "") -> str:
            f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
            "only in the seed). Accuracy: mean ± sample sd over seeds. Symmetry-breaking step: first logged "
            f"step at which a layer's relative channel spread exceeds {symmetry.THRESHOLD:g} "
-           "(zerodiverse/symmetry.py); 'broken' counts such layers.", "",
+           "(zerodiverse/symmetry.py); 'broken' counts such layers; bitwise-distinct: first logged step at which a "
+           "layer has more than one bitwise-distinct channel. Per-seed values are separated by commas.", "",
            "| group | model | init | breaker | eps | seeds | final acc | best acc | distinct channels (min-max) "
-           "| layers broken | breaking step (median) | max spread at end |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| layers broken | breaking step (median) | bitwise-distinct from step (median) | max spread at end |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for g, members in gs.items():
     finished = [a for a in members if a["summary"]]
     cfg = members[0]["config"]
     name, eps = breaker_of(cfg)
     if not finished:
       lines.append(f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | 0 "
-                   "| not finished | | | | | |")
+                   "| not finished | | | | | | |")
       continue
     channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
     broken = [sum(s is not None for s in a["summary"]["symmetry_breaking_step"].values()) for a in finished]
@@ -277,6 +291,7 @@ def write(workdir: str, data_note: str = "") -> str:
         f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
         f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "
         f"| {', '.join('never' if s is None else f'{s:g}' for s in steps)} "
+        f"| {', '.join('never' if s is None else f'{s:g}' for s in map(distinct_step, finished))} "
         f"| {', '.join(f'{s:.1e}' for s in spreads)} |")
   lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
   for a in arms:

@@ -143,23 +143,30 @@ def _last_line(path: str) -> str:
 
 def summary_table(workdir: str, arms: dict, status: dict) -> str:
   """A Markdown table of every arm's summary.json."""
-  header = ("| arm | init | init noise | dropout | final acc | best acc | distinct channels (min-max) "
+  header = ("| arm | init | breakers | final acc | best acc | distinct channels (min-max) "
             "| steps | wall s | fingerprint |")
   lines = [header, "|" + "---|" * (header.count("|") - 1)]
   for name, arm in arms.items():
     path = os.path.join(workdir, name, "summary.json")
     if not os.path.exists(path):
-      lines.append(f"| {name} | {arm.model.init} | {arm.breaker.init_noise:g} | {arm.breaker.dropout:g} "
-                   f"| {status.get(name, 'not run')} | | | | | |")
+      lines.append(f"| {name} | {arm.model.init} | {_breakers(arm)} | {status.get(name, 'not run')} | | | | | |")
       continue
     with open(path) as f:
       s = json.load(f)
     channels = s["distinct_channels"].values()
-    lines.append(f"| {name} | {arm.model.init} | {arm.breaker.init_noise:g} | {arm.breaker.dropout:g} "
-                 f"| {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
+    lines.append(f"| {name} | {arm.model.init} | {_breakers(arm)} | {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
                  f"| {min(channels)}-{max(channels)} | {s['steps']} | {s['wall_seconds']:.0f} "
                  f"| {s['param_fingerprint'][:12]} |")
   return "\n".join(lines)
+
+
+def _breakers(arm) -> str:
+  """The breakers switched on in an arm, e.g. 'init_noise=0.001, rounding_noise'; 'none' if none."""
+  b = arm.breaker
+  on = [f"{k}={b[k]:g}" for k in ("init_noise", "grad_noise", "dropout") if b.get(k)]
+  if b.get("rounding_noise"):
+    on.append(f"rounding_noise={b.get('rounding_noise_scale', 2.0 ** -24):.3g}")
+  return ", ".join(on) or "none"
 
 
 def run_arm(arm_dir: str) -> int:
