@@ -28,6 +28,13 @@ def base() -> ml_collections.ConfigDict:
   config.data.augment = True
   config.data.crop_padding = 4
 
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.num_devices = 0     # data-parallel devices; 0 = all devices of all processes
+  config.parallel.distributed = False  # multi-host: call jax.distributed.initialize before the backend
+  config.parallel.coordinator = ""     # host:port of process 0; "" = JAX's cluster auto-detection
+  config.parallel.num_processes = 0
+  config.parallel.process_id = -1
+
   config.train = ml_collections.ConfigDict()
   config.train.steps = 0
   config.train.epochs = 300.0

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from zerodiverse import breakers, data, determinism, models, record, rng, symmetry
+from zerodiverse import breakers, data, determinism, models, parallel, record, rng, symmetry
 from zerodiverse.errors import ConfigError, Diverged, WorkdirError
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -42,14 +42,25 @@ def check_config(config) -> None:
       raise ConfigError(f"config.train.{field}={config.train[field]}: must be >= 1")
 
 
+# Fields that may change when a run resumes: where it runs, not what it computes.
+RESUMABLE_ELSEWHERE = ("parallel",)
+
+
 def claim_workdir(config, workdir: str) -> None:
-  """Writes config.json, or checks that the one already there is this config (resume); never overwrites."""
+  """Writes config.json, or checks that the one already there is this config (resume); never overwrites.
+
+  A run may resume on another device count (config.parallel); it then agrees with an uninterrupted run
+  within float32 tolerance rather than bitwise.
+  """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
   resolved = json.loads(config.to_json())
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
+    for key in RESUMABLE_ELSEWHERE:
+      stored.pop(key, None)
+      resolved.pop(key, None)
     if stored != resolved:
       diff = _first_difference(stored, resolved)
       raise WorkdirError(f"--workdir={workdir} holds a run with another config ({diff}); "
@@ -69,10 +80,10 @@ def _first_difference(a, b, prefix="config") -> str:
   return "no difference"
 
 
-def evaluate(eval_step, state, dataset, batch_size: int) -> dict:
+def evaluate(eval_step, state, dataset, batch_size: int, mesh) -> dict:
   totals = {"correct": 0, "loss_sum": 0.0, "count": 0}
   for batch in data.eval_batches(dataset, batch_size):
-    out = jax.device_get(eval_step(state, batch))
+    out = parallel.to_host(eval_step(state, parallel.shard_batch(batch, mesh)))
     for k in totals:
       totals[k] += out[k].item()
   return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss_sum"] / totals["count"]}
@@ -83,7 +94,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   workdir = os.path.abspath(workdir)
   check_config(config)  # applies determinism too (idempotent: launch.py did so before the backend started)
   mode = config.determinism
-  claim_workdir(config, workdir)
+  writer = parallel.is_writer()
+  if writer:
+    claim_workdir(config, workdir)
   summary_path = os.path.join(workdir, "summary.json")
 
   # Input.
@@ -91,19 +104,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
   stream = data.TrainStream(dataset, config.seed, config.train.batch_size,
                             config.data.crop_padding if config.data.augment else 0)
   num_steps = total_steps(config.train, stream.steps_per_epoch)
+  mesh = parallel.make_mesh(config.parallel)
+  parallel.check_divisible(config.train.batch_size, mesh, "batch_size")
+  parallel.check_divisible(config.train.eval_batch_size, mesh, "eval_batch_size")
 
   # Model, optimizer, state.
   model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
   tx, lr_at = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
   key = rng.root_key(config.seed)
   example = jnp.asarray(stream.batch(0)["image"][:1])
-  state = init_state(model, tx, example, key, breakers.init_noise(config))
+  state = parallel.replicate(init_state(model, tx, example, key, breakers.init_noise(config)), mesh)
   train_step, eval_step = make_train_step(model, tx), make_eval_step(model)
   step_key = rng.stream(key, "step")
 
   # Checkpoint: resume where the last run stopped.
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=writer)
   wall_before = 0.0
   start = ckpt.latest_step() or 0
   if start:
@@ -111,34 +127,35 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state, wall_before = saved["state"], float(saved["wall_seconds"])
     if not np.array_equal(saved["rng"], jax.random.key_data(key)):
       raise WorkdirError(f"{workdir}/checkpoints: step {start} was saved with another seed's keys")
-    print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
+    if writer:
+      print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
   log.truncate_after(start)
 
   # Loop.
   t0 = time.time()
   finite, window, last_good = jnp.asarray(True), [], start
-  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not config.train.progress, unit="step",
+  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not (config.train.progress and writer), unit="step",
                        dynamic_ncols=True)
   for step in range(start, num_steps):
-    state, metrics = train_step(state, stream.batch(step), step_key)
+    state, metrics = train_step(state, parallel.shard_batch(stream.batch(step), mesh), step_key)
     finite = finite & metrics["finite"]
     window.append(metrics)
     done = step + 1
     is_last = done == num_steps
     if done % config.train.log_every == 0 or is_last or done % config.train.checkpoint_every == 0:
-      if not bool(finite):
+      if not bool(parallel.to_host(finite)):
         ckpt.close()
         raise Diverged(f"loss or gradients became NaN/inf between steps {last_good} and {done}; the last good "
                        f"checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints; lower "
                        "config.train.lr or change the config, in a new --workdir")
       last_good = done
     if done % config.train.log_every == 0 or is_last:
-      means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}
+      means = {k: float(np.mean([parallel.to_host(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}
       window = []
       log.write({"step": done, "split": "train", "lr": float(lr_at(step)), **means})
       progress.set_postfix(loss=f"{means['loss']:.4f}")
     if done % config.train.eval_every == 0 or is_last:
-      log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
+      log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
     if done % config.train.checkpoint_every == 0 or is_last:
       ckpt.save(done, _checkpoint_tree(state, key, stream, done, wall_before + time.time() - t0))
     progress.update(1)
@@ -148,8 +165,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # Summary.
   evals = [r for r in log.records() if r["split"] == "test"]
   if not evals or evals[-1]["step"] != num_steps:  # a finished run re-launched: its final eval is logged
-    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
-  params = jax.device_get(state["params"])
+    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
+  params = parallel.to_host(state["params"])
   summary = {
       "final_test_accuracy": evals[-1]["accuracy"],
       "final_test_loss": evals[-1]["loss"],
@@ -168,7 +185,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "device": record.device(),
       "resumed_from_step": start or None,
   }
-  record.write_json(summary_path, summary)
+  if writer:
+    record.write_json(summary_path, summary)
   return summary
 
 
