@@ -38,7 +38,7 @@ def one_step_on(devices, config):
   state = parallel.replicate(init_state(model, tx, stream.batch(0)["image"][:1], key, breakers.init_noise(config)), mesh)
   step = make_train_step(model, tx)
   for s in range(3):
-    state, metrics = step(state, parallel.shard_batch(stream.batch(s), mesh), key)
+    state, metrics = step(state, parallel.shard_batch(stream.batch(s), mesh, config.train.batch_size), key)
   return parallel.to_host(state), parallel.to_host(metrics), state
 
 

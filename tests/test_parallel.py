@@ -44,13 +44,19 @@ def test_checkpoint_saved_on_eight_devices_restores_on_one_and_on_eight(eight_de
   assert eight_devices["moved_vs_8_max_param_diff"] < 1e-5  # ...and ends where the 8-device run did
 
 
-def test_host_slices_partition_the_global_batch_deterministically():
-  dataset = data.load(tiny_config().data)
-  global_batch = data.TrainStream(dataset, 0, 64, 0).batch(5)
-  for count in (1, 2, 4, 8):
-    parts = [data.TrainStream(dataset, 0, 64, 0).batch(5)["label"][parallel.host_slice(64, i, count)]
-             for i in range(count)]  # each simulated host recomputes the batch from the seed alone
-    np.testing.assert_array_equal(np.concatenate(parts), global_batch["label"])
+def test_each_host_loads_exactly_its_slice_of_the_global_batch(fake_cifar_dir):
+  config = tiny_config(**{"data.name": "cifar10", "data.dir": fake_cifar_dir, "data.augment": True})
+  dataset = data.load(config.data)
+  global_batch = dataset.train_stream(0, 64, config.data).batch(5)
+  for count in (1, 2, 4, 8):  # each simulated host recomputes its rows from the seed alone
+    parts = [dataset.train_stream(0, 64, config.data).batch(5, parallel.host_slice(64, i, count))
+             for i in range(count)]
+    for k in ("image", "label"):
+      np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), global_batch[k])
+  evals = [list(dataset.eval_batches(40, parallel.host_slice(40, i, 4))) for i in range(4)]
+  for k in ("label", "mask"):
+    np.testing.assert_array_equal(np.concatenate([np.concatenate([b[k] for b in e]) for e in zip(*evals)]),
+                                  np.concatenate([b[k] for b in dataset.eval_batches(40)]))
   with pytest.raises(ConfigError, match="not divisible by the 3 processes"):
     parallel.host_slice(64, 0, 3)
 

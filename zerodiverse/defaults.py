@@ -27,6 +27,8 @@ def base() -> ml_collections.ConfigDict:
   config.data.tfds_dir = ""  # tensorflow-datasets data_dir; "" = its default
   config.data.augment = True
   config.data.crop_padding = 4
+  config.data.image_size = 224     # imagenet2012 only: crop size
+  config.data.decode_threads = 16  # imagenet2012 only: JPEG decoding threads per host
 
   config.parallel = ml_collections.ConfigDict()
   config.parallel.num_devices = 0     # data-parallel devices; 0 = all devices of all processes

@@ -66,11 +66,16 @@ def host_slice(global_batch_size: int, process_index: int, process_count: int) -
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def shard_batch(batch: dict, mesh: Mesh) -> dict:
-  """A global host batch (NumPy) as global jax.Arrays sharded along the mesh's data axis."""
+def local_rows(global_batch_size: int) -> slice:
+  """The rows of each global batch that this process loads."""
+  return host_slice(global_batch_size, jax.process_index(), jax.process_count())
+
+
+def shard_batch(local: dict, mesh: Mesh, global_batch_size: int) -> dict:
+  """This process's rows of a batch (NumPy) as global jax.Arrays sharded along the mesh's data axis."""
   sharding = NamedSharding(mesh, PartitionSpec(AXIS))
-  rows = host_slice(len(next(iter(batch.values()))), jax.process_index(), jax.process_count())
-  return {k: jax.make_array_from_process_local_data(sharding, v[rows], v.shape) for k, v in batch.items()}
+  return {k: jax.make_array_from_process_local_data(sharding, v, (global_batch_size,) + v.shape[1:])
+          for k, v in local.items()}
 
 
 def is_writer(process_index: int | None = None) -> bool:

@@ -82,8 +82,8 @@ def _first_difference(a, b, prefix="config") -> str:
 
 def evaluate(eval_step, state, dataset, batch_size: int, mesh) -> dict:
   totals = {"correct": 0, "loss_sum": 0.0, "count": 0}
-  for batch in data.eval_batches(dataset, batch_size):
-    out = parallel.to_host(eval_step(state, parallel.shard_batch(batch, mesh)))
+  for batch in dataset.eval_batches(batch_size, parallel.local_rows(batch_size)):
+    out = parallel.to_host(eval_step(state, parallel.shard_batch(batch, mesh, batch_size)))
     for k in totals:
       totals[k] += out[k].item()
   return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss_sum"] / totals["count"]}
@@ -101,8 +101,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # Input.
   dataset = data.load(config.data)
-  stream = data.TrainStream(dataset, config.seed, config.train.batch_size,
-                            config.data.crop_padding if config.data.augment else 0)
+  stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
   num_steps = total_steps(config.train, stream.steps_per_epoch)
   mesh = parallel.make_mesh(config.parallel)
   parallel.check_divisible(config.train.batch_size, mesh, "batch_size")
@@ -112,7 +111,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
   tx, lr_at = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
   key = rng.root_key(config.seed)
-  example = jnp.asarray(stream.batch(0)["image"][:1])
+  example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
   state = parallel.replicate(init_state(model, tx, example, key, breakers.init_noise(config)), mesh)
   train_step, eval_step = make_train_step(model, tx), make_eval_step(model)
   step_key = rng.stream(key, "step")
@@ -137,7 +136,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   progress = tqdm.tqdm(total=num_steps, initial=start, disable=not (config.train.progress and writer), unit="step",
                        dynamic_ncols=True)
   for step in range(start, num_steps):
-    state, metrics = train_step(state, parallel.shard_batch(stream.batch(step), mesh), step_key)
+    local = stream.batch(step, parallel.local_rows(config.train.batch_size))
+    state, metrics = train_step(state, parallel.shard_batch(local, mesh, config.train.batch_size), step_key)
     finite = finite & metrics["finite"]
     window.append(metrics)
     done = step + 1
