@@ -1,5 +1,8 @@
 """train_and_evaluate(config, workdir): one run, resumable, ending in WORKDIR/summary.json.
 
+Call zerodiverse.process.start(config) first thing in the process (launch.py does), so that the
+determinism flags are in force before JAX starts its backend.
+
 WORKDIR holds config.json (the resolved config), metrics.jsonl, checkpoints/ and summary.json. Running the
 same config in the same workdir again resumes from the latest checkpoint; the batches of a step depend on
 (seed, step) alone, so a resumed run ends bitwise where an uninterrupted one does.
@@ -32,7 +35,9 @@ def total_steps(cfg, steps_per_epoch: int) -> int:
 
 def check_config(config) -> None:
   """Fails fast, before any data is read, on a config that cannot run."""
-  determinism.apply(config.determinism)
+  if config.determinism not in determinism.MODES:
+    raise ConfigError(f"config.determinism={config.determinism!r} is not one of {determinism.MODES}; "
+                      "set --config.determinism=deterministic or default")
   models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
   breakers.init_noise(config)
   total_steps(config.train, 1)
@@ -92,7 +97,7 @@ def evaluate(eval_step, state, dataset, batch_size: int, mesh) -> dict:
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns the summary."""
   workdir = os.path.abspath(workdir)
-  check_config(config)  # applies determinism too (idempotent: launch.py did so before the backend started)
+  check_config(config)  # determinism itself is applied by process.start(), before the backend starts
   mode = config.determinism
   writer = parallel.is_writer()
   if writer:
