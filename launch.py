@@ -30,9 +30,9 @@ def main(argv):
     if "arms" in config or "grid" in config:
       from zerodiverse import sweep  # pylint: disable=g-import-not-at-top
       return sweep.run(config, _WORKDIR.value, _WORKERS.value)
-    # Determinism flags must be set before JAX creates its backend, so before anything else touches JAX.
-    from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
-    determinism.apply(config.determinism)
+    # Determinism flags and jax.distributed must come before JAX creates its backend, before anything else.
+    from zerodiverse import process  # pylint: disable=g-import-not-at-top
+    process.start(config)
     from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
     summary = trainer.train_and_evaluate(config, _WORKDIR.value)
   except UserError as e:

@@ -12,9 +12,10 @@ Expect, on a GPU, about 94-95 % test accuracy for the He arm and for a ConstNet 
 (init noise, dropout); with no breaker under deterministic XLA every layer keeps 1 distinct channel and
 accuracy stays far below. The full run is ~117k steps: hours on one modern GPU, not feasible on a CPU.
 
-Variants (`configs/constnet_cifar10.py:NAME`):
-  smoke  WRN-10-1 for 150 steps with one eval: about a minute on 2 CPU cores, accuracy ~0.15-0.3; checks
-         that the whole pipeline (data, augmentation, training, eval, checkpoints, summary) runs.
+Smoke variant, WRN-10-1 for 150 steps with one eval: about a minute on 2 CPU cores, accuracy ~0.15-0.3
+(ConstNet without a breaker); checks that the whole pipeline (data, augmentation, training, eval,
+checkpoints, summary) runs:
+  python launch.py --config configs/constnet_cifar10.py:smoke --workdir W --config.data.dir=DIR
 """
 
 from zerodiverse import defaults

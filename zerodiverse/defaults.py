@@ -30,6 +30,15 @@ def base() -> ml_collections.ConfigDict:
   config.data.tfds_dir = ""  # tensorflow-datasets data_dir; "" = its default
   config.data.augment = True
   config.data.crop_padding = 4
+  config.data.image_size = 224     # imagenet2012 only: crop size
+  config.data.decode_threads = 16  # imagenet2012 only: JPEG decoding threads per host
+
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.num_devices = 0     # data-parallel devices; 0 = all devices of all processes
+  config.parallel.distributed = False  # multi-host: call jax.distributed.initialize before the backend
+  config.parallel.coordinator = ""     # host:port of process 0; "" = JAX's cluster auto-detection
+  config.parallel.num_processes = 0
+  config.parallel.process_id = -1
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 0

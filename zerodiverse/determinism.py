@@ -32,14 +32,16 @@ def apply(mode: str) -> dict:
   if mode not in MODES:
     raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; set --config.determinism=deterministic or default")
   import jax  # pylint: disable=g-import-not-at-top
+  flags = os.environ.get("XLA_FLAGS", "").split()
+  # `default` also removes these flags when a parent process (a sweep, a test runner) left them set.
+  wanted = ([f for f in flags if f not in DETERMINISTIC_XLA_FLAGS] +
+            (list(DETERMINISTIC_XLA_FLAGS) if mode == "deterministic" else []))
+  if sorted(wanted) != sorted(flags):
+    if _backend_started():
+      raise RuntimeError(f"determinism.apply({mode!r}) called after JAX started its backend; "
+                         "call it first thing in the process")
+    os.environ["XLA_FLAGS"] = " ".join(wanted)
   if mode == "deterministic":
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    missing = [f for f in DETERMINISTIC_XLA_FLAGS if f not in flags]
-    if missing:
-      if _backend_started():
-        raise RuntimeError("determinism.apply('deterministic') called after JAX started its backend; "
-                           "call it first thing in the process")
-      os.environ["XLA_FLAGS"] = " ".join(flags + missing)
     jax.config.update("jax_default_matmul_precision", DETERMINISTIC_MATMUL_PRECISION)
   jax.config.update("jax_default_prng_impl", PRNG_IMPL)
   jax.config.update("jax_threefry_partitionable", True)

@@ -175,8 +175,8 @@ def run_arm(arm_dir: str) -> int:
     config = ml_collections.ConfigDict(json.load(f))
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
-  determinism.apply(config.determinism)
+  from zerodiverse import process  # pylint: disable=g-import-not-at-top
+  process.start(config)
   from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
   try:
     trainer.train_and_evaluate(config, arm_dir)

@@ -6,7 +6,7 @@ from zerodiverse.data import cifar_binary, digits, tfds_source
 from zerodiverse.data.dataset import DataError, Dataset
 from zerodiverse.data.pipeline import TrainStream, eval_batches
 
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "imagenet2012": 1000}
 NAMES = tuple(NUM_CLASSES)
 # Normalization of the paper's code (CIFAR-10) and the usual CIFAR-100 statistics, in pixel units / 255.
 NORMALIZATION = {
@@ -21,9 +21,12 @@ def num_classes(name: str) -> int:
   return NUM_CLASSES[name]
 
 
-def load(cfg) -> Dataset:
-  """The data set `cfg` (config.data) names, fully in memory."""
+def load(cfg):
+  """The data set `cfg` (config.data) names: in memory, or streamed from disk for imagenet2012."""
   num_classes(cfg.name)
+  if cfg.name == "imagenet2012":
+    from zerodiverse.data import imagenet  # pylint: disable=g-import-not-at-top
+    return imagenet.ImageNet(cfg)
   if cfg.name == "digits":
     arrays = digits.load()
     pixels = arrays["train_images"].astype(np.float64) / 255

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from zerodiverse.data import pipeline
 from zerodiverse.errors import DataError  # pylint: disable=unused-import (re-exported for loaders)
 
 
@@ -17,6 +18,13 @@ class Dataset:
   mean: tuple  # per channel, in pixel units / 255
   std: tuple
   source: str  # what was read, for summaries and reports (e.g. the offline CIFAR-10 rebuild)
+
+  def train_stream(self, seed: int, batch_size: int, cfg):
+    """The seeded training batches (augmented if config.data.augment)."""
+    return pipeline.TrainStream(self, seed, batch_size, cfg.crop_padding if cfg.augment else 0)
+
+  def eval_batches(self, batch_size: int, rows=slice(None)):
+    return pipeline.eval_batches(self, batch_size, rows)
 
   def normalize(self, images: np.ndarray) -> np.ndarray:
     x = images.astype(np.float32) / 255.0

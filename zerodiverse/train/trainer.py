@@ -1,5 +1,8 @@
 """train_and_evaluate(config, workdir): one run, resumable, ending in WORKDIR/summary.json.
 
+Call zerodiverse.process.start(config) first thing in the process (launch.py does), so that the
+determinism flags are in force before JAX starts its backend.
+
 WORKDIR holds config.json (the resolved config), metrics.jsonl, checkpoints/ and summary.json. Running the
 same config in the same workdir again resumes from the latest checkpoint; the batches of a step depend on
 (seed, step) alone, so a resumed run ends bitwise where an uninterrupted one does.
@@ -14,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from zerodiverse import breakers, data, determinism, models, record, rng, symmetry
+from zerodiverse import breakers, data, determinism, models, parallel, record, rng, symmetry
 from zerodiverse.errors import ConfigError, Diverged, WorkdirError
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -32,7 +35,9 @@ def total_steps(cfg, steps_per_epoch: int) -> int:
 
 def check_config(config) -> None:
   """Fails fast, before any data is read, on a config that cannot run."""
-  determinism.apply(config.determinism)
+  if config.determinism not in determinism.MODES:
+    raise ConfigError(f"config.determinism={config.determinism!r} is not one of {determinism.MODES}; "
+                      "set --config.determinism=deterministic or default")
   models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
   breakers.init_noise(config)
   breakers.grad_breakers(config)
@@ -44,14 +49,25 @@ def check_config(config) -> None:
       raise ConfigError(f"config.train.{field}={config.train[field]}: must be >= 1")
 
 
+# Fields that may change when a run resumes: where it runs, not what it computes.
+RESUMABLE_ELSEWHERE = ("parallel",)
+
+
 def claim_workdir(config, workdir: str) -> None:
-  """Writes config.json, or checks that the one already there is this config (resume); never overwrites."""
+  """Writes config.json, or checks that the one already there is this config (resume); never overwrites.
+
+  A run may resume on another device count (config.parallel); it then agrees with an uninterrupted run
+  within float32 tolerance rather than bitwise.
+  """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, "config.json")
   resolved = json.loads(config.to_json())
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
+    for key in RESUMABLE_ELSEWHERE:
+      stored.pop(key, None)
+      resolved.pop(key, None)
     if stored != resolved:
       diff = _first_difference(stored, resolved)
       raise WorkdirError(f"--workdir={workdir} holds a run with another config ({diff}); "
@@ -71,10 +87,10 @@ def _first_difference(a, b, prefix="config") -> str:
   return "no difference"
 
 
-def evaluate(eval_step, state, dataset, batch_size: int) -> dict:
+def evaluate(eval_step, state, dataset, batch_size: int, mesh) -> dict:
   totals = {"correct": 0, "loss_sum": 0.0, "count": 0}
-  for batch in data.eval_batches(dataset, batch_size):
-    out = jax.device_get(eval_step(state, batch))
+  for batch in dataset.eval_batches(batch_size, parallel.local_rows(batch_size)):
+    out = parallel.to_host(eval_step(state, parallel.shard_batch(batch, mesh, batch_size)))
     for k in totals:
       totals[k] += out[k].item()
   return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss_sum"] / totals["count"]}
@@ -83,32 +99,41 @@ def evaluate(eval_step, state, dataset, batch_size: int) -> dict:
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns the summary."""
   workdir = os.path.abspath(workdir)
-  check_config(config)  # applies determinism too (idempotent: launch.py did so before the backend started)
+  check_config(config)  # determinism itself is applied by process.start(), before the backend starts
   mode = config.determinism
-  claim_workdir(config, workdir)
+  writer = parallel.is_writer()
+  if writer:
+    claim_workdir(config, workdir)
   summary_path = os.path.join(workdir, "summary.json")
 
   # Input.
   dataset = data.load(config.data)
-  stream = data.TrainStream(dataset, config.seed, config.train.batch_size,
-                            config.data.crop_padding if config.data.augment else 0)
+  stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
   num_steps = total_steps(config.train, stream.steps_per_epoch)
+  mesh = parallel.make_mesh(config.parallel)
+  parallel.check_divisible(config.train.batch_size, mesh, "batch_size")
+  parallel.check_divisible(config.train.eval_batch_size, mesh, "eval_batch_size")
 
   # Model, optimizer, state.
   model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
   tx, lr_at = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
   key = rng.root_key(config.seed)
-  example = jnp.asarray(stream.batch(0)["image"][:1])
-  state = init_state(model, tx, example, key, breakers.init_noise(config))
+  example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
+  state = parallel.replicate(init_state(model, tx, example, key, breakers.init_noise(config)), mesh)
   train_step, eval_step = make_train_step(model, tx, breakers.grad_breakers(config)), make_eval_step(model)
-  probe, probe_images = symmetry.make_probe(model), next(data.eval_batches(dataset, config.train.probe_batch_size))["image"]
-  log_symmetry = lambda step: log.write({"step": step, "split": "symmetry", **symmetry.record(
-      state["params"], state["batch_stats"], probe, probe_images)})
+  probe = symmetry.make_probe(model)
+  probe_images = next(dataset.eval_batches(config.train.probe_batch_size))["image"]
+
+  def log_symmetry(step):  # host copies of the weights, so the metrics never touch the training mesh
+    if writer:
+      log.write({"step": step, "split": "symmetry", **symmetry.record(
+          parallel.to_host(state["params"]), parallel.to_host(state["batch_stats"]), probe, probe_images)})
+
   step_key = rng.stream(key, "step")
 
   # Checkpoint: resume where the last run stopped.
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), enabled=writer)
   wall_before = 0.0
   start = ckpt.latest_step() or 0
   if start:
@@ -116,7 +141,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state, wall_before = saved["state"], float(saved["wall_seconds"])
     if not np.array_equal(saved["rng"], jax.random.key_data(key)):
       raise WorkdirError(f"{workdir}/checkpoints: step {start} was saved with another seed's keys")
-    print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
+    if writer:
+      print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
   log.truncate_after(start)
   if start == 0:
     log_symmetry(0)
@@ -124,28 +150,29 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # Loop.
   t0 = time.time()
   finite, window, last_good = jnp.asarray(True), [], start
-  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not config.train.progress, unit="step",
+  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not (config.train.progress and writer), unit="step",
                        dynamic_ncols=True)
   for step in range(start, num_steps):
-    state, metrics = train_step(state, stream.batch(step), step_key)
+    local = stream.batch(step, parallel.local_rows(config.train.batch_size))
+    state, metrics = train_step(state, parallel.shard_batch(local, mesh, config.train.batch_size), step_key)
     finite = finite & metrics["finite"]
     window.append(metrics)
     done = step + 1
     is_last = done == num_steps
     if done % config.train.log_every == 0 or is_last or done % config.train.checkpoint_every == 0:
-      if not bool(finite):
+      if not bool(parallel.to_host(finite)):
         ckpt.close()
         raise Diverged(f"loss or gradients became NaN/inf between steps {last_good} and {done}; the last good "
                        f"checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints; lower "
                        "config.train.lr or change the config, in a new --workdir")
       last_good = done
     if done % config.train.log_every == 0 or is_last:
-      means = {k: float(np.mean([jax.device_get(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}
+      means = {k: float(np.mean([parallel.to_host(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}
       window = []
       log.write({"step": done, "split": "train", "lr": float(lr_at(step)), **means})
       progress.set_postfix(loss=f"{means['loss']:.4f}")
     if done % config.train.eval_every == 0 or is_last:
-      log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
+      log.write({"step": done, "split": "test", **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
     if done % config.train.symmetry_every == 0 or done % config.train.eval_every == 0 or is_last:
       log_symmetry(done)
     if done % config.train.checkpoint_every == 0 or is_last:
@@ -157,8 +184,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # Summary.
   evals = [r for r in log.records() if r["split"] == "test"]
   if not evals or evals[-1]["step"] != num_steps:  # a finished run re-launched: its final eval is logged
-    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size)})
-  params = jax.device_get(state["params"])
+    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
+  params = parallel.to_host(state["params"])
   summary = {
       "final_test_accuracy": evals[-1]["accuracy"],
       "final_test_loss": evals[-1]["loss"],
@@ -179,7 +206,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "device": record.device(),
       "resumed_from_step": start or None,
   }
-  record.write_json(summary_path, summary)
+  if writer:
+    record.write_json(summary_path, summary)
   return summary
 
 
