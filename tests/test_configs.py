@@ -35,7 +35,7 @@ def test_config_documents_its_command_and_every_variant_is_valid(path):
   assert "xpect" in doc, "docstring lacks what to expect"
   for variant in variants(path, doc):
     config = module.get_config(variant) if variant else module.get_config()
-    runs = sweep.arm_configs(config).values() if "arms" in config else [config]
+    runs = sweep.arm_configs(config).values() if "arms" in config or "grid" in config else [config]
     for run in runs:
       trainer.check_config(run)
 
