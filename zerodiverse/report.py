@@ -16,6 +16,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 
 import matplotlib
 
@@ -83,7 +84,8 @@ def data_label(arms: list, note: str) -> str:
 
 
 def _title(fig, title: str, data: str) -> None:
-  fig.suptitle(f"{title}\ndata: {data}", fontsize=9)
+  width = max(40, int(fig.get_figwidth() * 13))
+  fig.suptitle(textwrap.fill(f"{title}. Data: {data}", width), fontsize=8)
 
 
 def fig_accuracy(gs: dict, data: str, path: str) -> None:
@@ -96,7 +98,7 @@ def fig_accuracy(gs: dict, data: str, path: str) -> None:
              yerr=statistics.stdev(vals) if len(vals) > 1 else 0, capsize=3)
       ax.plot([i + dx] * len(vals), vals, "k.", ms=3)
   ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
-  ax.set_ylabel("test accuracy (bars: mean, dots: seeds)")
+  ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
   _title(fig, "Accuracy per arm", data)
   fig.tight_layout()
