@@ -32,9 +32,9 @@ def main(argv):
       return sweep.run(config, _WORKDIR.value, _WORKERS.value)
     # Determinism flags must be set before JAX creates its backend, so before anything else touches JAX.
     from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
-    determinism.apply(config.determinism)
-    from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
-    summary = trainer.train_and_evaluate(config, _WORKDIR.value)
+    determinism.apply(config.determinism, config.get("tf32", False))
+    from zerodiverse import backends  # pylint: disable=g-import-not-at-top
+    summary = backends.train_and_evaluate(config, _WORKDIR.value)  # config.backend: jax or torch
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

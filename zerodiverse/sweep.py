@@ -110,10 +110,10 @@ def run_arm(arm_dir: str) -> int:
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
-  determinism.apply(config.determinism)
-  from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
+  determinism.apply(config.determinism, config.get("tf32", False))
+  from zerodiverse import backends  # pylint: disable=g-import-not-at-top
   try:
-    trainer.train_and_evaluate(config, arm_dir)
+    backends.train_and_evaluate(config, arm_dir)  # config.backend: jax or torch
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from zerodiverse import breakers, data, determinism, models, record, rng, symmetry
+from zerodiverse import backends, breakers, data, determinism, models, record, rng, symmetry
 from zerodiverse.errors import ConfigError, Diverged, WorkdirError
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -32,7 +32,8 @@ def total_steps(cfg, steps_per_epoch: int) -> int:
 
 def check_config(config) -> None:
   """Fails fast, before any data is read, on a config that cannot run."""
-  determinism.apply(config.determinism)
+  determinism.apply(config.determinism, config.get("tf32", False))
+  backends.check(config)
   models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
   breakers.init_noise(config)
   total_steps(config.train, 1)
