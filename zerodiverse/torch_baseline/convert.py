@@ -54,8 +54,8 @@ def _set(tree: dict, path, value) -> None:
 
 
 def load_flax(module: torch.nn.Module, params, batch_stats=None) -> None:
-  """Copies Flax `params` (and `batch_stats`) into `module`; every entry of its state dict must be found."""
-  variables = {"params": params, "batch_stats": batch_stats or {}}
+  """Copies Flax `params` (and `batch_stats`; None keeps the module's) into `module`, every entry found."""
+  variables = {"params": params, "batch_stats": batch_stats}
   state = module.state_dict()
   new = {}
   for name, tensor in state.items():
@@ -63,6 +63,9 @@ def load_flax(module: torch.nn.Module, params, batch_stats=None) -> None:
       new[name] = tensor
       continue
     collection, path = _flax_location(name, tensor.ndim)
+    if variables[collection] is None:
+      new[name] = tensor
+      continue
     try:
       value = np.asarray(_get(variables[collection], path))
     except KeyError as e:
