@@ -30,6 +30,9 @@ from zerodiverse.train import trainer as jax_trainer
 from zerodiverse.train.step import cross_entropy, init_state
 
 RTOL, ATOL = 1e-4, 1e-6
+# One intra-op thread: on 2 cores shared with other test workers, torch's spinning OpenMP threads make
+# small CPU steps up to 100x slower (measured: 1.5 s vs 17 ms per WRN-7-1 step under load).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
