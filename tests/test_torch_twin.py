@@ -48,6 +48,7 @@ def small_config(name="constnet", init="constant", noise=0.0, depth=7):
   config.model.depth, config.model.width = depth, 1
   if name == "mlp":
     config.model.width, config.model.init = 32, "he_normal"
+  # LeakyNet (after issue 3 merges): init is the code, e.g. ("leakynet", "1_iiii_11ii_iiii", 0.0).
   return config
 
 
