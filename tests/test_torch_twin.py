@@ -190,3 +190,13 @@ def test_checkpoints_load_with_weights_only_and_resume_bitwise(twenty_steps):
   assert resumed["resumed_from_step"] == 10
   assert resumed["param_fingerprint"] == torch_summary["param_fingerprint"]
   assert len([r for r in records(root / "torch") if r["split"] == "train"]) == 20
+
+
+def test_unknown_backend_is_a_config_error():
+  from zerodiverse import backends  # pylint: disable=g-import-not-at-top
+  from zerodiverse.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  config = small_config()
+  config.backend = "tf"
+  with pytest.raises(ConfigError, match="config.backend"):
+    backends.check(config)
+  assert backends.check(run_config("torch")) == "torch"
