@@ -5,6 +5,7 @@ Tolerance (float32): logits, gradients and BN statistics agree elementwise withi
 steps within rtol 1e-4. Parameter conversion is exact (bitwise).
 """
 
+import functools
 import json
 import os
 
@@ -58,6 +59,21 @@ def synthetic_batch(n=8, size=16, channels=3):
           "label": gen.integers(0, 10, size=n).astype(np.int32)}
 
 
+@functools.lru_cache(maxsize=None)
+def jax_grad_fn(name: str, train: bool):
+  """One compiled (params, batch_stats, images, labels) -> (logits, stats, grads) per model kind: the init
+  scheme does not change `apply`, so the ConstNet cases share a compilation."""
+  config = small_config(name)
+  model = models.build(config.model, 10)
+
+  def loss_fn(params, batch_stats, images, labels):
+    logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images, train=train,
+                                  mutable=["batch_stats"])
+    return cross_entropy(logits, labels).mean(), (logits, updates.get("batch_stats", {}))
+
+  return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+
+
 def both_sides(config, batch, train=True):
   """(JAX logits, grads, batch_stats), (torch logits, grads, batch_stats) from the same initial numbers."""
   model = models.build(config.model, 10)
@@ -67,20 +83,15 @@ def both_sides(config, batch, train=True):
   if "head" in params and not np.any(params["head"]["kernel"]):  # ConstNet's zero head: make logits nonzero
     params["head"]["kernel"] = np.asarray(
         jax.random.normal(jax.random.key(1), params["head"]["kernel"].shape)) * 0.1
-
-  def loss_fn(p):
-    logits, updates = model.apply({"params": p, "batch_stats": state["batch_stats"]}, batch["image"],
-                                  train=train, mutable=["batch_stats"])
-    return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
-
-  (_, (logits, stats)), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+  (_, (logits, stats)), grads = jax_grad_fn(config.model.name, train)(params, state["batch_stats"],
+                                                                      batch["image"], batch["label"])
   twin = torch_models.build(config.model, 10, batch["image"].shape[1:])
   convert.load_flax(twin, params, jax.device_get(state["batch_stats"]))
   twin.train(train)
   images, labels = torch_trainer.to_torch(batch, "cpu")
   t_logits = twin(images)
   F.cross_entropy(t_logits, labels).backward()
-  t_params, t_stats = convert.to_flax(twin)
+  _, t_stats = convert.to_flax(twin)
   return ((np.asarray(logits), jax.device_get(grads), jax.device_get(stats)),
           (t_logits.detach().numpy(), convert.grads_to_flax(twin), t_stats), params)
 
