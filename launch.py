@@ -33,8 +33,8 @@ def main(argv):
     # Determinism flags and jax.distributed must come before JAX creates its backend, before anything else.
     from zerodiverse import process  # pylint: disable=g-import-not-at-top
     process.start(config)
-    from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
-    summary = trainer.train_and_evaluate(config, _WORKDIR.value)
+    from zerodiverse import backends  # pylint: disable=g-import-not-at-top
+    summary = backends.train_and_evaluate(config, _WORKDIR.value)  # config.backend: jax or torch
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

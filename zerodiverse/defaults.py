@@ -6,7 +6,9 @@ import ml_collections
 def base() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.determinism = "deterministic"  # or "default" (XLA left free)
+  config.determinism = "deterministic"  # or "default" (XLA left free; torch: cudnn.benchmark, nondeterministic ops)
+  config.backend = "jax"  # or "torch": the PyTorch twin (zerodiverse/torch_baseline, the `torch` extra)
+  config.tf32 = False     # float32 matmuls/convs at full precision on both backends unless True
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "constnet"

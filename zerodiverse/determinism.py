@@ -1,8 +1,8 @@
 """Determinism settings, applied before JAX creates its backend.
 
 `deterministic` (the default) asks XLA for run-to-run bitwise reproducible kernels on GPU (no atomics in
-reductions or scatters, deterministic autotuning) and pins float32 matmul precision, so the only source of
-symmetry breaking left is what the config switches on through PRNG keys. `default` leaves XLA free, as a
+reductions or scatters, deterministic autotuning), so the only source of symmetry breaking left is what
+the config switches on through PRNG keys. `default` leaves XLA free, as a
 user who never thought about determinism would run it. Both pin the PRNG implementation, so that a JAX
 upgrade cannot silently change every seed.
 """
@@ -20,6 +20,7 @@ DETERMINISTIC_XLA_FLAGS = (
 )
 PRNG_IMPL = "threefry2x32"
 DETERMINISTIC_MATMUL_PRECISION = "highest"
+TF32_MATMUL_PRECISION = "tensorfloat32"
 
 
 def _backend_started() -> bool:
@@ -27,8 +28,12 @@ def _backend_started() -> bool:
   return bool(getattr(xb, "_backends", None))
 
 
-def apply(mode: str) -> dict:
-  """Sets XLA flags and JAX config for `mode`; returns what is in force. Call before any JAX computation."""
+def apply(mode: str, tf32: bool = False) -> dict:
+  """Sets XLA flags and JAX config for `mode`; returns what is in force. Call before any JAX computation.
+
+  Precision is pinned in both modes (config.tf32): float32 matmuls/convs at "highest" unless `tf32`, so
+  that comparing modes or backends compares kernels, not precisions.
+  """
   if mode not in MODES:
     raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; set --config.determinism=deterministic or default")
   import jax  # pylint: disable=g-import-not-at-top
@@ -41,8 +46,7 @@ def apply(mode: str) -> dict:
       raise RuntimeError(f"determinism.apply({mode!r}) called after JAX started its backend; "
                          "call it first thing in the process")
     os.environ["XLA_FLAGS"] = " ".join(wanted)
-  if mode == "deterministic":
-    jax.config.update("jax_default_matmul_precision", DETERMINISTIC_MATMUL_PRECISION)
+  jax.config.update("jax_default_matmul_precision", TF32_MATMUL_PRECISION if tf32 else DETERMINISTIC_MATMUL_PRECISION)
   jax.config.update("jax_default_prng_impl", PRNG_IMPL)
   jax.config.update("jax_threefry_partitionable", True)
   return in_force(mode)

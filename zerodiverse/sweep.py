@@ -177,9 +177,9 @@ def run_arm(arm_dir: str) -> int:
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   from zerodiverse import process  # pylint: disable=g-import-not-at-top
   process.start(config)
-  from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
+  from zerodiverse import backends  # pylint: disable=g-import-not-at-top
   try:
-    trainer.train_and_evaluate(config, arm_dir)
+    backends.train_and_evaluate(config, arm_dir)  # config.backend: jax or torch
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

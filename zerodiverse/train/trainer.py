@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from zerodiverse import breakers, data, determinism, models, parallel, record, rng, symmetry
+from zerodiverse import backends, breakers, data, determinism, models, parallel, record, rng, symmetry
 from zerodiverse.errors import ConfigError, Diverged, WorkdirError
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -38,6 +38,7 @@ def check_config(config) -> None:
   if config.determinism not in determinism.MODES:
     raise ConfigError(f"config.determinism={config.determinism!r} is not one of {determinism.MODES}; "
                       "set --config.determinism=deterministic or default")
+  backends.check(config)
   models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
   breakers.init_noise(config)
   breakers.grad_breakers(config)
