@@ -49,7 +49,6 @@ def small_config(name="constnet", init="constant", noise=0.0, depth=7):
   config.model.depth, config.model.width = depth, 1
   if name == "mlp":
     config.model.width, config.model.init = 32, "he_normal"
-  # LeakyNet (after issue 3 merges): init is the code, e.g. ("leakynet", "1_iiii_11ii_iiii", 0.0).
   return config
 
 
@@ -60,10 +59,10 @@ def synthetic_batch(n=8, size=16, channels=3):
 
 
 @functools.lru_cache(maxsize=None)
-def jax_grad_fn(name: str, train: bool):
-  """One compiled (params, batch_stats, images, labels) -> (logits, stats, grads) per model kind: the init
-  scheme does not change `apply`, so the ConstNet cases share a compilation."""
-  config = small_config(name)
+def jax_grad_fn(name: str, init: str | None, train: bool):
+  """One compiled (params, batch_stats, images, labels) -> (logits, stats, grads) per architecture: a
+  ConstNet/MLP init scheme does not change `apply` (init=None shares the compilation); a LeakyNet code does."""
+  config = small_config(name, init) if init else small_config(name)
   model = models.build(config.model, 10)
 
   def loss_fn(params, batch_stats, images, labels):
@@ -83,7 +82,8 @@ def both_sides(config, batch, train=True):
   if "head" in params and not np.any(params["head"]["kernel"]):  # ConstNet's zero head: make logits nonzero
     params["head"]["kernel"] = np.asarray(
         jax.random.normal(jax.random.key(1), params["head"]["kernel"].shape)) * 0.1
-  (_, (logits, stats)), grads = jax_grad_fn(config.model.name, train)(params, state["batch_stats"],
+  structure = config.model.init if config.model.name == "leakynet" else None
+  (_, (logits, stats)), grads = jax_grad_fn(config.model.name, structure, train)(params, state["batch_stats"],
                                                                       batch["image"], batch["label"])
   twin = torch_models.build(config.model, 10, batch["image"].shape[1:])
   convert.load_flax(twin, params, jax.device_get(state["batch_stats"]))
@@ -103,7 +103,9 @@ def assert_trees_close(a, b):
 
 
 @pytest.mark.parametrize("name,init,noise", [("constnet", "constant", 0.0), ("constnet", "he", 0.0),
-                                             ("constnet", "constant", 1e-2), ("mlp", "he_normal", 0.0)])
+                                             ("constnet", "constant", 1e-2), ("mlp", "he_normal", 0.0),
+                                             ("leakynet", "1_iiii_11ii_iiii", 0.0),
+                                             ("leakynet", "h_hhhh_hhhh_hhhh", 0.0)])
 def test_logits_and_gradients_match_jax(name, init, noise):
   (logits, grads, stats), (t_logits, t_grads, t_stats), _ = both_sides(small_config(name, init, noise),
                                                                        synthetic_batch())
