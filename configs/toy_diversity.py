@@ -2,8 +2,9 @@
 with init noise eps on the duplicated hidden weights.
 
 Our choices (the paper's width, data and grid are not public): a one-hidden-layer ReLU MLP of width 256 on
-the embedded 8x8 digits (sklearn, 1437 train / 360 test, no download), hidden kernel drawn He-normal with
-k = `unique_features` distinct features tiled across the width; init_noise eps (relative to 1/sqrt(fan_in),
+the embedded 8x8 digits (sklearn, 1437 train / 360 test, no download), k = `unique_features` distinct hidden
+units tiled across the width (a copy shares its unit's incoming and outgoing weights, so exact SGD keeps
+copies identical: see zerodiverse/models/mlp.py); init_noise eps (relative to 1/sqrt(fan_in),
 hidden layer only) in {0, 1e-6, 1e-3, 1e-1}; SGD 1000 steps, batch 64. 5 x 4 = 20 arms, about 5 minutes on
 2 CPU cores (process start and compile dominate).
 

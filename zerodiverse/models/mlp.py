@@ -1,7 +1,10 @@
 """A one-hidden-layer ReLU MLP: the paper's shallow model for diversity vs noise (science.md section 4).
 
-The hidden layer's kernel draws `unique_features` distinct features and tiles them across the width
-(0 = all distinct); the output layer is He-initialized with a zero bias.
+`unique_features` = k duplicates whole hidden units: hidden unit d copies unit d mod k in both its incoming
+weights (the hidden kernel's columns) and its outgoing weights (the head kernel's rows), so duplicates get
+identical gradients and stay identical under exact SGD, as the paper's duplicated features do. Duplicating
+only the incoming weights would not do: a random head sends each copy a different gradient. 0 = all units
+distinct. Both layers draw He-normal (the hidden one from config.model.init) with zero biases.
 """
 
 import flax.linen as nn
@@ -26,13 +29,23 @@ class MLP(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
-    hidden_init = inits.get(self.hidden_init)
+    hidden_init, head_init = inits.get(self.hidden_init), inits.get("he_normal")
     if self.unique_features:
       hidden_init = inits.get("k_unique", k=self.unique_features, base=hidden_init)
+      head_init = _rows_tiled(self.unique_features, head_init)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
     self.sow("intermediates", "output", x)
-    return nn.Dense(self.num_classes, kernel_init=inits.get("he_normal"), name="head")(x)
+    return nn.Dense(self.num_classes, kernel_init=head_init, name="head")(x)
+
+
+def _rows_tiled(k: int, base):
+  """`base` with input row d replaced by row d mod k: the outgoing weights of duplicated hidden units."""
+
+  def init(key, shape, dtype=jnp.float32):
+    return base(key, shape, dtype)[jnp.arange(shape[0]) % k]
+
+  return init
 
 
 GROUPS = ("hidden", "head")
