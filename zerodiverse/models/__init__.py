@@ -3,7 +3,7 @@
 import importlib
 from zerodiverse.errors import ConfigError
 
-NAMES = ("constnet", "mlp")
+NAMES = ("constnet", "mlp", "wrn", "resnet18", "resnet50")
 
 
 def _module(name: str):
