@@ -142,10 +142,11 @@ def main(argv=None) -> None:
   q.add_argument("--samples", type=int, default=20000)
   for p in (s, q):
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--determinism", default="deterministic", help="or default (XLA left free)")
     p.add_argument("--out", required=True)
   args = parser.parse_args(argv)
   from zerodiverse import determinism
-  determinism.apply("deterministic")
+  determinism.apply(args.determinism)
   os.makedirs(args.out, exist_ok=True)
   out = run_signal(args) if args.command == "signal" else run_qchain(args)
   out["command"] = "python -m zerodiverse.diagnostics " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -46,18 +46,24 @@ def _rms(a) -> jax.Array:
 
 
 def layer_norms(model, variables, x, labels) -> dict:
-  """{"layers": [...], "forward_rms": [...], "backward_rms": [...]} in call order."""
-  _, outputs, _ = tapped_apply(model, variables, x)  # a plain dict: its keys are in call order
-  zeros = jax.tree.map(jnp.zeros_like, outputs)
+  """{"layers": [...], "forward_rms": [...], "backward_rms": [...]} in call order (one jitted pass)."""
+  order = []
 
-  def loss(taps):
-    logits, outs, _ = tapped_apply(model, variables, x, taps)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), outs
+  @jax.jit
+  def run(variables, x, labels):
+    _, outputs, _ = tapped_apply(model, variables, x)
+    order[:] = list(outputs)  # a plain dict built while tracing: its keys are in call order
 
-  grads, outs = jax.grad(loss, has_aux=True)(zeros)
-  names = list(outputs)
-  return {"layers": names, "forward_rms": [float(_rms(outs[n])) for n in names],
-          "backward_rms": [float(_rms(grads[n])) for n in names]}
+    def loss(taps):
+      logits, outs, _ = tapped_apply(model, variables, x, taps)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), outs
+
+    grads, outs = jax.grad(loss, has_aux=True)(jax.tree.map(jnp.zeros_like, outputs))
+    return jax.tree.map(_rms, outs), jax.tree.map(_rms, grads)
+
+  forward, backward = run(variables, x, labels)
+  return {"layers": list(order), "forward_rms": [float(forward[n]) for n in order],
+          "backward_rms": [float(backward[n]) for n in order]}
 
 
 def features_fn(model, variables):
@@ -68,13 +74,18 @@ def features_fn(model, variables):
 def jacobian_svals(f, x, exact: bool = True, k: int = 32, key=None) -> np.ndarray:
   """Singular values (descending) of the Jacobian of f at x: all of them, or the top-k estimate."""
   if exact:
-    jac = jax.jacfwd(f)(x)
+    jac = jax.jit(jax.jacfwd(f))(x)
     return np.linalg.svd(np.asarray(jac, np.float64).reshape(jac.shape[0], -1), compute_uv=False)
-  omega = jax.random.normal(key, (k,) + x.shape)
-  y = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(omega)          # rows: (J omega_i)^T, shape (k, m)
-  q, _ = jnp.linalg.qr(y.T)                                          # (m, k): a basis of J's range
-  _, vjp = jax.vjp(f, x)
-  b = jax.vmap(lambda v: vjp(v)[0].ravel())(q.T)                     # Q^T J, shape (k, n)
+
+  @jax.jit
+  def sketch(x, key):
+    omega = jax.random.normal(key, (k,) + x.shape)
+    y = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(omega)          # rows: (J omega_i)^T, shape (k, m)
+    q, _ = jnp.linalg.qr(y.T)                                          # (m, k): a basis of J's range
+    _, vjp = jax.vjp(f, x)
+    return jax.vmap(lambda v: vjp(v)[0].ravel())(q.T)                  # Q^T J, shape (k, n)
+
+  b = sketch(x, key)
   return np.linalg.svd(np.asarray(b, np.float64), compute_uv=False)
 
 
