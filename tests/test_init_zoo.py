@@ -25,7 +25,7 @@ def mlp_jacobian_svals(kernel_init, depth: int, width: int, first, last, key) ->
     return x @ kernels[-1]
 
   x = jax.random.normal(jax.random.key(1), (width,))
-  return np.linalg.svd(np.asarray(jax.jacfwd(f)(x), np.float64), compute_uv=False)
+  return np.linalg.svd(np.asarray(jax.jit(jax.jacfwd(f))(x), np.float64), compute_uv=False)
 
 
 def test_looks_linear_orthogonal_depth30_is_an_exact_isometry_and_he_is_not():
@@ -78,7 +78,7 @@ def test_fixup_scale_formula_and_std():
 @pytest.mark.parametrize("n_in,n_out", [(8, 8), (4, 8)])
 def test_risotto_block_is_an_isometry_on_the_mirrored_state(n_in, n_out):
   """Branch W2 relu(W1 relu(x)) plus skip (identity or Ws relu(x)) maps [y; -y] to [U y; -U y], U orthonormal columns."""
-  k = risotto.block_kernels(jax.random.key(3), n_in, n_out)
+  k = jax.jit(risotto.block_kernels, static_argnums=(1, 2))(jax.random.key(3), n_in, n_out)
   w1, w2 = k["conv1"][1, 1], k["conv2"][1, 1]
 
   def block(y):
@@ -91,7 +91,7 @@ def test_risotto_block_is_an_isometry_on_the_mirrored_state(n_in, n_out):
   y = jax.random.normal(jax.random.key(4), (n_in,))
   out = block(y)
   np.testing.assert_allclose(out[:n_out], -out[n_out:], atol=1e-6)  # stays mirrored
-  sv = np.linalg.svd(np.asarray(jax.jacfwd(lambda y: block(y)[:n_out])(y)), compute_uv=False)
+  sv = np.linalg.svd(np.asarray(jax.jit(jax.jacfwd(lambda y: block(y)[:n_out]))(y)), compute_uv=False)
   np.testing.assert_allclose(sv, 1.0, atol=1e-5)
   with pytest.raises(ConfigError, match="shrink"):
     risotto.block_matrices(jax.random.key(0), 8, 4)
