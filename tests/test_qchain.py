@@ -11,7 +11,7 @@ Q0, SW2, SB2, DEPTH, SAMPLES = 1.0, 2.0, 0.1, 4, 20000
 KS_THRESHOLD = 1.95 / np.sqrt(SAMPLES)  # 0.0138
 
 
-@pytest.mark.parametrize("width", [5, 16])
+@pytest.mark.parametrize("width", [5])
 def test_exact_law_of_q_matches_monte_carlo_nets_layer_by_layer(width):
   """MC draws real nets (fresh N(0, sw2/N) weights and N(0, sb2) biases); the chain never sees them."""
   mc = qchain.monte_carlo(jax.random.key(width), width, DEPTH, Q0, SW2, SB2, SAMPLES)
