@@ -151,7 +151,7 @@ def main(argv=None) -> None:
   out = run_signal(args) if args.command == "signal" else run_qchain(args)
   out["command"] = "python -m zerodiverse.diagnostics " + " ".join(sys.argv[1:] if argv is None else argv)
   with open(os.path.join(args.out, f"{args.command}.json"), "w") as f:
-    json.dump(out, f, indent=1, default=float)
+    json.dump(out, f, default=float)
   (plot_signal if args.command == "signal" else plot_qchain)(out, os.path.join(args.out, f"{args.command}.png"))
 
 
