@@ -35,7 +35,7 @@ def test_looks_linear_orthogonal_depth30_is_an_exact_isometry_and_he_is_not():
   he = inits.get("he_normal")
   sv_he = mlp_jacobian_svals(he, 30, 32, he, inits.get("lecun_normal"), jax.random.key(0))
   spread = sv_he.max() / sv_he.min()
-  assert spread > 1e3, spread  # measured about 1e5 at this seed
+  assert spread > 1e6, spread  # measured 5.9e8 at this seed (s_max 1.6, s_min 2.7e-9)
 
 
 def test_looks_linear_layout_and_odd_widths():
