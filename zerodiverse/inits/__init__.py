@@ -1,6 +1,6 @@
 """Initializer registry: `get("he_normal", mode="fan_out")` returns a `(key, shape, dtype) -> array`."""
 
-from zerodiverse.inits import initializers
+from zerodiverse.inits import fixup, initializers, looks_linear, risotto, zero_init
 from zerodiverse.inits.perturb import perturb
 from zerodiverse.errors import ConfigError
 
@@ -14,6 +14,10 @@ REGISTRY = {
     "dirac": initializers.dirac,
     "identical_features": initializers.identical_features,
     "k_unique": initializers.k_unique,
+    "looks_linear": looks_linear.looks_linear,
+    "mirrored_bias": looks_linear.mirrored_bias,
+    "zero_init": zero_init.zero_init,
+    "fixup": fixup.fixup,
 }
 
 
@@ -22,7 +26,7 @@ def get(name: str, **kwargs) -> initializers.Initializer:
   if name not in REGISTRY:
     raise ConfigError(f"unknown initializer {name!r}; choose one of {sorted(REGISTRY)}")
   base = kwargs.get("base")
-  if isinstance(base, str):
+  if isinstance(base, str) and name != "looks_linear":
     kwargs["base"] = get(base)
   return REGISTRY[name](**kwargs)
 

@@ -3,7 +3,7 @@
 import importlib
 from zerodiverse.errors import ConfigError
 
-NAMES = ("constnet", "leakynet", "mlp")
+NAMES = ("constnet", "leakynet", "mlp", "wrn", "resnet18", "resnet50")
 
 
 def _module(name: str):

@@ -1,0 +1,133 @@
+"""wrn / resnet18 / resnet50 under every applicable initialization: build, train step, identity at init, ZerO."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from zerodiverse import defaults, models
+from zerodiverse.errors import ConfigError
+from zerodiverse.models import preact
+from zerodiverse.train import trainer
+from zerodiverse.train.metrics_log import MetricsLog
+from zerodiverse.train.step import make_train_step
+
+# Tiny shapes: (model, width, image size). resnet50's ImageNet stem divides the image by 4.
+SHAPES = {"wrn": (1, 8), "resnet18": (16, 8), "resnet50": (2, 16)}  # (width, image size): resnet18 reuses wrn's conv shapes
+NOT_APPLICABLE = {("resnet50", "risotto"), ("resnet50", "delta_orthogonal")}
+CASES = [(m, s) for m in SHAPES for s in preact.SCHEMES if (m, s) not in NOT_APPLICABLE]
+
+
+# XLA's cheapest CPU settings: these tests check structure and finiteness, so compile time is all that matters.
+FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def fast_jit(fn, *args):
+  """fn (jitted or not) compiled with FAST for `args`."""
+  fn = fn if hasattr(fn, "lower") else jax.jit(fn)
+  return fn.lower(*args).compile(FAST)
+
+
+def init_vars(model, x, seed=0):
+  key = jax.random.key(seed)
+  return fast_jit(lambda k: model.init(k, x), key)(key)
+
+
+def model_cfg(name, init, **kw):
+  fields = dict(name=name, depth=10, width=SHAPES[name][0], init=init)
+  fields.update(kw)
+  return ml_collections.ConfigDict(fields)
+
+
+def batch(name, n=2):
+  size = SHAPES[name][1]
+  x = jax.random.normal(jax.random.key(0), (n, size, size, 3))
+  return {"image": x, "label": jnp.arange(n) % 10}
+
+
+@pytest.mark.parametrize("name,init", CASES)
+def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
+  """Init jitted with FAST; the step eagerly (jax.disable_jit): op compiles are cached across models, graph ones not."""
+  model = models.build(model_cfg(name, init), 10)
+  b = batch(name)
+  tx = optax.sgd(0.01, momentum=0.9)
+  variables = init_vars(model, b["image"])
+  with jax.disable_jit():
+    state = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {}),
+             "opt_state": tx.init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
+    before = jax.tree.map(np.asarray, state["params"])
+    state, metrics = make_train_step(model, tx)(state, b, jax.random.key(1))
+  assert bool(metrics["finite"])
+  moved = jax.tree.map(lambda a, b: bool(np.any(a != np.asarray(b))), before, state["params"])
+  assert any(jax.tree.leaves(moved))
+
+
+@pytest.mark.parametrize("name,init", [("resnet50", "risotto"), ("resnet50", "delta_orthogonal")])
+def test_inapplicable_inits_fail_with_a_config_error(name, init):
+  with pytest.raises(ConfigError, match="config.model.init"):
+    models.build(model_cfg(name, init), 10)
+
+
+def test_looks_linear_refuses_odd_widths():
+  with pytest.raises(ConfigError, match="even"):
+    models.build(ml_collections.ConfigDict(dict(name="resnet18", depth=18, width=3, init="looks_linear")), 10)
+  with pytest.raises(ConfigError, match="config.model.init"):
+    models.build(model_cfg("wrn", "xavier"), 10)
+
+
+@pytest.mark.parametrize("init", ["skipinit", "rezero", "fixup", "zero"])
+def test_branches_are_zero_so_each_block_computes_its_skip_at_init(init):
+  model = models.build(model_cfg("wrn", init), 10)
+  x = batch("wrn")["image"]
+  variables = init_vars(model, x)
+  _, state = model.apply(variables, x, mutable=["intermediates"])
+  inter = state["intermediates"]
+  blocks = [k for k in inter if "_block" in k]
+  assert len(blocks) == 3
+  for name in blocks:  # out = skip + 0: every block computes its skip
+    np.testing.assert_array_equal(inter[name]["residual"][0], 0.0)
+  # stage1_block0 has the identity skip (16 -> 16 channels, stride 1): it returns the stem's output, bitwise
+  np.testing.assert_array_equal(inter["stage1_block0"]["output"][0], inter["output"][0])
+
+
+def test_risotto_wrn_block_is_an_isometry_at_init():
+  """A stride-1 widening block of the real model (BN in eval mode at init: factor 1/sqrt(1 + 1e-5))."""
+  model = models.build(model_cfg("wrn", "risotto", width=2), 10)  # 16 -> 32 channels in stage 1
+  x = jax.random.normal(jax.random.key(0), (1, 2, 2, 3))
+  variables = init_vars(model, x)
+  block = preact.Block(32, 1, False, model.opts)
+  bvars = {"params": variables["params"]["stage1_block0"],
+           "batch_stats": variables["batch_stats"]["stage1_block0"]}
+
+  def f(y):  # y: the 8 free channels of the mirrored 16-channel state, on a 2x2 image
+    state = jnp.concatenate([y, -y], axis=-1)
+    return block.apply(bvars, state, train=False)[..., :16]
+
+  y = jax.random.normal(jax.random.key(1), (1, 2, 2, 8))
+  out = block.apply(bvars, jnp.concatenate([y, -y], -1), train=False)
+  np.testing.assert_allclose(out[..., :16], -out[..., 16:], atol=1e-5)
+  jac = jax.jacfwd(f)(y).reshape(2 * 2 * 16, 2 * 2 * 8)
+  sv = np.linalg.svd(np.asarray(jac), compute_uv=False)
+  np.testing.assert_allclose(sv, 1.0, atol=1e-4)  # 1e-4: two eval-mode BNs scale the branch by 1 - 1e-5
+
+
+def test_zero_init_is_deterministic_and_trains_without_a_breaker(tmp_path):
+  model = models.build(model_cfg("wrn", "zero"), 10)
+  x = batch("wrn")["image"]
+  a, b = init_vars(model, x, 0), init_vars(model, x, 123)
+  jax.tree.map(np.testing.assert_array_equal, a, b)  # no randomness at all
+
+  config = defaults.base()
+  config.determinism = "default"  # the backend is already up in this process; XLA flags cannot change now
+  config.model.update(name="wrn", depth=10, width=1, init="zero")
+  config.data.update(name="digits", augment=False)
+  config.train.update(epochs=0.0, steps=150, batch_size=64, lr=0.05, lr_drop_at=(0.75,), log_every=10,
+                      eval_every=150, eval_batch_size=360, checkpoint_every=150, progress=False)
+  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  train = [r["loss"] for r in MetricsLog(str(tmp_path / "metrics.jsonl")).records() if r["split"] == "train"]
+  print(summary["final_test_accuracy"], train[0], train[-1], summary["distinct_channels"])
+  assert train[-1] < 0.5 * train[0]  # log(10) = 2.3 at the start
+  assert summary["final_test_accuracy"] > 0.8
+  assert max(summary["distinct_channels"].values()) > 1

@@ -1,0 +1,97 @@
+"""Signal propagation of a model at init: per-layer forward and backward norms, input-output Jacobian spectrum.
+
+Every Conv and Dense call is tapped with `nn.intercept_methods`, so any registered model works unchanged:
+- forward: the RMS of each layer's output on a probe batch (eval mode: BN at init is 1/sqrt(1 + eps));
+- backward: the RMS of d(loss)/d(layer output), cross-entropy on the probe labels (a zero tap is added to
+  each output and differentiated), i.e. the backward signal, not the weight gradient;
+- Jacobian: of the penultimate features (the input of the Dense named "head") with respect to one input
+  image. Exact (jax.jacfwd + SVD) when small; otherwise the top-k singular values by a randomized range
+  finder (Halko, Martinsson & Tropp 2011: J Omega by forward-mode, Q^T J by reverse-mode, SVD of Q^T J).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def _path(module) -> str:
+  return "/".join(module.scope.path)
+
+
+def tapped_apply(model, variables, x, taps=None):
+  """(logits, {layer: output}, head input) with `taps[layer]` added to each Conv/Dense output."""
+  outputs, head_in = {}, []
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name != "__call__" or not isinstance(context.module, (nn.Conv, nn.Dense)):
+      return out
+    name = _path(context.module)
+    if context.module.name == "head":
+      head_in.append(args[0])
+    if taps is not None:
+      out = out + taps[name]
+    outputs[name] = out
+    return out
+
+  with nn.intercept_methods(interceptor):
+    logits = model.apply(variables, x, train=False)
+  return logits, outputs, head_in[0]
+
+
+def _rms(a) -> jax.Array:
+  return jnp.sqrt(jnp.mean(jnp.square(a)))
+
+
+def layer_norms(model, variables, x, labels) -> dict:
+  """{"layers": [...], "forward_rms": [...], "backward_rms": [...]} in call order (one jitted pass)."""
+  order = []
+
+  @jax.jit
+  def run(variables, x, labels):
+    _, outputs, _ = tapped_apply(model, variables, x)
+    order[:] = list(outputs)  # a plain dict built while tracing: its keys are in call order
+
+    def loss(taps):
+      logits, outs, _ = tapped_apply(model, variables, x, taps)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), outs
+
+    grads, outs = jax.grad(loss, has_aux=True)(jax.tree.map(jnp.zeros_like, outputs))
+    return jax.tree.map(_rms, outs), jax.tree.map(_rms, grads)
+
+  forward, backward = run(variables, x, labels)
+  return {"layers": list(order), "forward_rms": [float(forward[n]) for n in order],
+          "backward_rms": [float(backward[n]) for n in order]}
+
+
+def features_fn(model, variables):
+  """image (H, W, C) -> penultimate features (the head's input), flattened."""
+  return lambda image: tapped_apply(model, variables, image[None])[2].ravel()
+
+
+def jacobian_svals(f, x, exact: bool = True, k: int = 32, key=None) -> np.ndarray:
+  """Singular values (descending) of the Jacobian of f at x: all of them, or the top-k estimate."""
+  if exact:
+    jac = jax.jit(jax.jacfwd(f))(x)
+    return np.linalg.svd(np.asarray(jac, np.float64).reshape(jac.shape[0], -1), compute_uv=False)
+
+  @jax.jit
+  def sketch(x, key):
+    omega = jax.random.normal(key, (k,) + x.shape)
+    y = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(omega)          # rows: (J omega_i)^T, shape (k, m)
+    q, _ = jnp.linalg.qr(y.T)                                          # (m, k): a basis of J's range
+    _, vjp = jax.vjp(f, x)
+    return jax.vmap(lambda v: vjp(v)[0].ravel())(q.T)                  # Q^T J, shape (k, n)
+
+  b = sketch(x, key)
+  return np.linalg.svd(np.asarray(b, np.float64), compute_uv=False)
+
+
+def spread(svals: np.ndarray, rtol: float = 1e-6) -> dict:
+  """max/min singular value (min over the nonzero ones), and the count of (numerically) zero ones."""
+  s = np.asarray(svals)
+  nonzero = s[s > rtol * max(s.max(), 1e-30)]
+  return {"max": float(s.max()), "min": float(s.min()), "rank_deficit": int(len(s) - len(nonzero)),
+          "max_over_min_nonzero": float(nonzero.max() / nonzero.min()) if len(nonzero) else float("nan")}
