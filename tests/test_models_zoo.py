@@ -77,7 +77,7 @@ def test_looks_linear_refuses_odd_widths():
     models.build(model_cfg("wrn", "xavier"), 10)
 
 
-@pytest.mark.parametrize("init", ["skipinit", "rezero", "fixup", "zero"])
+@pytest.mark.parametrize("init", ["skipinit", "rezero", "fixup", "zero", "constant"])
 def test_branches_are_zero_so_each_block_computes_its_skip_at_init(init):
   model = models.build(model_cfg("wrn", init), 10)
   x = batch("wrn")["image"]
@@ -131,3 +131,17 @@ def test_zero_init_is_deterministic_and_trains_without_a_breaker(tmp_path):
   assert train[-1] < 0.5 * train[0]  # log(10) = 2.3 at the start
   assert summary["final_test_accuracy"] > 0.8
   assert max(summary["distinct_channels"].values()) > 1
+
+
+@pytest.mark.parametrize("name", ["wrn", "resnet50"])
+def test_constant_scheme_gives_identical_features_and_zero_logits(name):
+  from zerodiverse.symmetry import distinct_channels, distinct_slices  # pylint: disable=g-import-not-at-top
+  model = models.build(model_cfg(name, "constant"), 10)
+  x = batch(name)["image"]
+  variables = init_vars(model, x)
+  logits, state = model.apply(variables, x, mutable=["intermediates"])
+  assert not np.asarray(logits).any()
+  assert set(distinct_channels(variables["params"]).values()) == {1}
+  outputs = [v["output"][0] for k, v in state["intermediates"].items() if "_block" in k]
+  assert outputs and all(distinct_slices(o, -1) == 1 for o in outputs)
+  assert all(not np.asarray(v["residual"][0]).any() for k, v in state["intermediates"].items() if "_block" in k)

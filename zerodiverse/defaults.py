@@ -16,6 +16,8 @@ def base() -> ml_collections.ConfigDict:
   config.model.width = 10        # ConstNet: widen factor k; mlp: hidden units
   config.model.init = "constant"  # ConstNet: constant | he; mlp: an initializer name
   config.model.unique_features = 0  # mlp only: distinct hidden features (0 = all)
+  config.model.ll_base = "orthogonal"   # looks_linear / risotto schemes: orthogonal | gaussian
+  config.model.zero_convention = "paper"  # zero (ZerO) scheme: paper | notebook (1/sqrt(2) of the paper's)
 
   config.breaker = ml_collections.ConfigDict()
   config.breaker.init_noise = 0.0           # eps; 0 = off

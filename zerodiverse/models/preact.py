@@ -18,7 +18,11 @@ Schemes (config.model.init):
                     scalar biases before each conv and activation, a scalar multiplier (1) per branch.
   skipinit          BN kept, He convs, a learnable scalar 0 multiplying each residual branch.
   rezero            no normalization, He convs, one learnable scalar 0 per residual block (x + alpha F(x)).
-With skipinit, rezero, fixup and zero every residual branch outputs 0 at init: each block computes its skip.
+  constant          ConstNet-style identical features (science.md section 2 carried over): stem, shortcuts and
+                    every branch conv but the last are channel-averaging centre taps (1/in), the last conv of
+                    each branch and the head are 0, BN kept: every feature of a layer is identical at init.
+With skipinit, rezero, fixup, zero and constant every residual branch outputs 0 at init: each block computes
+its skip.
 """
 
 import dataclasses
@@ -31,7 +35,7 @@ from zerodiverse import inits
 from zerodiverse.errors import ConfigError
 from zerodiverse.inits import fixup, risotto
 
-SCHEMES = ("he", "delta_orthogonal", "looks_linear", "risotto", "zero", "fixup", "skipinit", "rezero")
+SCHEMES = ("he", "delta_orthogonal", "looks_linear", "risotto", "zero", "fixup", "skipinit", "rezero", "constant")
 NO_NORM = ("fixup", "rezero")
 
 
@@ -121,6 +125,8 @@ class Options:
       return inits.get("looks_linear", position="hidden", base=self.ll_base)
     if s == "zero":
       return inits.get("zeros") if last else inits.get("zero_init", convention=self.zero_convention)
+    if s == "constant":
+      return inits.get("zeros") if last else inits.get("channel_average")
     if s == "fixup":
       return inits.get("zeros") if last else inits.get("fixup", num_branches=self.num_branches,
                                                         branch_layers=self.branch_layers)
@@ -128,6 +134,8 @@ class Options:
 
   def shortcut_init(self):
     s = self.scheme
+    if s == "constant":
+      return inits.get("channel_average")
     if s == "looks_linear":
       return inits.get("looks_linear", position="hidden", base=self.ll_base)
     if s == "zero":
@@ -138,6 +146,8 @@ class Options:
 
   def stem_init(self):
     s = self.scheme
+    if s == "constant":
+      return inits.get("channel_average")
     if s in ("looks_linear", "risotto"):
       return inits.get("looks_linear", position="first", base=self.ll_base)
     if s == "zero":
@@ -152,7 +162,7 @@ class Options:
       return inits.get("looks_linear", position="last", base=self.ll_base)
     if s == "zero":
       return inits.get("zero_init", convention=self.zero_convention)
-    if s == "fixup":
+    if s in ("fixup", "constant"):
       return inits.get("zeros")
     if s == "delta_orthogonal":
       return inits.get("orthogonal")
