@@ -40,11 +40,11 @@ def test_randomized_jacobian_spectrum_matches_the_exact_one_when_k_covers_the_ra
 
 
 def test_command_writes_json_and_png(tmp_path):
-  cli.main(["signal", "--arms", "mlp:he_normal", "--depths", "1", "--probe", "4", "--determinism", "default",
+  cli.main(["signal", "--arms", "mlp:he_normal", "--depths", "1", "--probe", "4", "--determinism", "deterministic",
             "--out", str(tmp_path)])
   out = json.loads((tmp_path / "signal.json").read_text())
   assert out["results"][0]["layers"] == ["hidden", "head"] and out["results"][0]["jacobian"]["exact"]
-  cli.main(["qchain", "--widths", "3", "--depth", "2", "--samples", "2000", "--determinism", "default",
+  cli.main(["qchain", "--widths", "3", "--depth", "2", "--samples", "2000", "--determinism", "deterministic",
             "--out", str(tmp_path)])
   q = json.loads((tmp_path / "qchain.json").read_text())
   assert max(q["results"][0]["ks_exact_vs_mc"]) < q["ks_threshold_alpha_0.001"]

@@ -213,3 +213,15 @@ def test_unknown_backend_is_a_config_error():
   with pytest.raises(ConfigError, match="config.backend"):
     backends.check(config)
   assert backends.check(run_config("torch")) == "torch"
+
+
+@pytest.mark.parametrize("field,value", [("breaker.grad_noise", 1e-3), ("breaker.rounding_noise", True),
+                                         ("data.name", "imagenet2012")])
+def test_torch_backend_refuses_what_it_cannot_mean_the_same(field, value):
+  from zerodiverse import backends  # pylint: disable=g-import-not-at-top
+  from zerodiverse.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  config = run_config("torch")
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ConfigError, match=f"config.{section}"):
+    backends.check(config)

@@ -10,6 +10,15 @@ def check(config) -> str:
   name = config.get("backend", "jax")
   if name not in NAMES:
     raise ConfigError(f"config.backend={name!r} is not one of {NAMES}; set --config.backend=jax or torch")
+  if name == "torch":
+    # Gradient-space breakers draw from JAX key streams inside the JAX step; the twin has no equivalent.
+    for field, off in (("grad_noise", 0.0), ("rounding_noise", False)):
+      if config.breaker.get(field, off) != off:
+        raise ConfigError(f"config.breaker.{field}={config.breaker[field]} is not available with "
+                          "config.backend='torch' (its symmetry is broken by GPU kernels); set it off or use jax")
+    if config.data.name == "imagenet2012" or config.parallel.get("num_devices", 0) > 1:
+      raise ConfigError("config.backend='torch' runs one device on in-memory data sets (digits, cifar10, "
+                        "cifar100); use config.backend='jax' for imagenet2012 or several devices")
   return name
 
 

@@ -87,7 +87,7 @@ def train_step(model, opt, sched, images, labels) -> dict:
 def evaluate(model, dataset, batch_size: int, device) -> dict:
   model.eval()
   correct, loss_sum, count = 0, 0.0, 0
-  for batch in data.eval_batches(dataset, batch_size):
+  for batch in dataset.eval_batches(batch_size):
     images, labels = to_torch(batch, device)
     mask = torch.from_numpy(batch["mask"]).to(device)
     logits = model(images)
@@ -118,12 +118,20 @@ def train_and_evaluate(config, workdir: str) -> dict:
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
   dataset = data.load(config.data)
-  stream = data.TrainStream(dataset, config.seed, config.train.batch_size,
-                            config.data.crop_padding if config.data.augment else 0)
+  stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
   num_steps = jax_trainer.total_steps(config.train, stream.steps_per_epoch)
   model = initial_model(config, dataset, stream.batch(0)["image"][:1], device)
   opt, sched = make_optimizer(model, config.train, num_steps)
   lr_at = lambda step: config.train.lr * lr_factor(config.train, num_steps)(step)
+
+  # Symmetry metrics on the weights in Flax layout; activations through the JAX twin of the same weights
+  # (deterministic), so both backends log the same records and symmetry_breaking_step means the same thing.
+  probe = symmetry.make_probe(models.build(config.model, dataset.num_classes, config.breaker.dropout))
+  probe_images = next(dataset.eval_batches(config.train.probe_batch_size))["image"]
+
+  def log_symmetry(step):
+    params, batch_stats = convert.to_flax(model)
+    log.write({"step": step, "split": "symmetry", **symmetry.record(params, batch_stats, probe, probe_images)})
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
   log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
@@ -139,6 +147,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     wall_before = float(saved["wall_seconds"])
     print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
   log.truncate_after(start)
+  if start == 0:
+    log_symmetry(0)
 
   t0 = time.time()
   finite, window, last_good = torch.tensor(True, device=device), [], start
@@ -165,6 +175,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       progress.set_postfix(loss=f"{means['loss']:.4f}")
     if done % config.train.eval_every == 0 or is_last:
       log.write({"step": done, "split": "test", **evaluate(model, dataset, config.train.eval_batch_size, device)})
+    if done % config.train.symmetry_every == 0 or done % config.train.eval_every == 0 or is_last:
+      log_symmetry(done)
     if done % config.train.checkpoint_every == 0 or is_last:
       ckpt.save(done, {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                        "step": done, "seed": config.seed, "data_position": stream.position(done),
@@ -186,6 +198,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "wall_seconds": wall_before + time.time() - t0,
       "param_fingerprint": record.param_fingerprint(params),
       "distinct_channels": symmetry.distinct_channels(params),
+      "symmetry_breaking_step": symmetry.breaking_steps([r for r in log.records() if r["split"] == "symmetry"]),
+      "symmetry_threshold": symmetry.THRESHOLD,
       "seed": config.seed,
       "model": config.model.to_dict(),
       "breaker": config.breaker.to_dict(),
