@@ -16,9 +16,12 @@ def check(config) -> str:
       if config.breaker.get(field, off) != off:
         raise ConfigError(f"config.breaker.{field}={config.breaker[field]} is not available with "
                           "config.backend='torch' (its symmetry is broken by GPU kernels); set it off or use jax")
-    if config.data.name == "imagenet2012" or config.parallel.get("num_devices", 0) > 1:
-      raise ConfigError("config.backend='torch' runs one device on in-memory data sets (digits, cifar10, "
-                        "cifar100); use config.backend='jax' for imagenet2012 or several devices")
+    if config.data.name == "imagenet2012":
+      raise ConfigError("config.data.name='imagenet2012' is not available with config.backend='torch' (the twin "
+                        "reads the in-memory data sets: digits, cifar10, cifar100); use config.backend='jax'")
+    if config.parallel.get("num_devices", 0) > 1:
+      raise ConfigError(f"config.parallel.num_devices={config.parallel.num_devices}: config.backend='torch' runs "
+                        "on one device; set it to 0 or 1, or use config.backend='jax'")
   return name
 
 
