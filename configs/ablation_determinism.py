@@ -11,7 +11,7 @@ EPS; rounding_noise is g * (1 + u * 2^-24) every step (zerodiverse/breakers.py s
   # epochs; constant x {none, rounding_noise} + he, 2 seeds = 6 arms; ~45 min on 2 heavily shared CPU
   # cores; the other breakers were left out of it for CPU time), then its report:
   python launch.py --config configs/ablation_determinism.py:evidence --workdir workdirs/ablation_evidence \
-      --config.data.dir=/work/main/.data --workers 2
+      --config.data.dir=DIR --workers 2
   python -m zerodiverse.report workdirs/ablation_evidence
   # a 2x2 smoke grid on the embedded digits (seconds; the tests use it):
   python launch.py --config configs/ablation_determinism.py:smoke --workdir workdirs/ablation_smoke
@@ -59,6 +59,17 @@ def get_config(variant: str | None = None):
                    "breaker": {"none": {}, "rounding_noise": {"breaker": {"rounding_noise": True}}},
                    "seed": sweep.axis("seed", (0, 1))}
     config.arms = {f"none-he-seed{s}": {"model": {"init": "he"}, "seed": s} for s in (0, 1)}
+    return config
+  if variant == "evidence2":
+    config = get_config("evidence")
+    config.train.steps = 1500
+    config.train.batch_size = 64
+    config.train.eval_every = config.train.checkpoint_every = 500
+    config.train.symmetry_every = 50
+    config.train.log_every = 50
+    config.grid = {"init": sweep.axis("model.init", ["constant"]),
+                   "breaker": breakers(eps=(1e-4,), dropout=0.01),
+                   "seed": sweep.axis("seed", (0, 1))}
     return config
   if variant == "smoke":
     config.model.depth = 7

@@ -1,7 +1,7 @@
 """Issue 4's GPU evidence: ConstNet (no breaker) in PyTorch and JAX, each determinism mode, each run twice.
 
   python launch.py --config configs/constnet_torch_gpu.py --workdir workdirs/constnet_torch_gpu \
-      --config.data.dir=/work/main/.data            # or leave data.dir empty for tensorflow-datasets
+      --config.data.dir=DIR            # or leave data.dir empty for tensorflow-datasets
   # quick CPU check of the plumbing (WRN-10-1, 20 steps, ~3 min on 2 cores):
   python launch.py --config configs/constnet_torch_gpu.py:cpu --workdir /tmp/ctg --config.data.dir=DIR
 
