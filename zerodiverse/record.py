@@ -10,6 +10,7 @@ import sys
 import jax
 import numpy as np
 
+from zerodiverse import symmetry
 from zerodiverse.inits.perturb import path_name
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
@@ -49,3 +50,30 @@ def write_json(path: str, obj) -> None:
     json.dump(obj, f, indent=2, sort_keys=True)
     f.write("\n")
   os.replace(tmp, path)
+
+
+def run_summary(config, params, records: list, num_steps: int, steps_per_epoch: int, wall_seconds: float,
+                data_source: str, determinism: dict, device: dict, resumed_from: int) -> dict:
+  """summary.json of a finished run, for either backend: `params` in Flax names and layout, `records` the
+  run's metrics.jsonl (its last "test" record is the final evaluation)."""
+  evals = [r for r in records if r["split"] == "test"]
+  return {
+      "final_test_accuracy": evals[-1]["accuracy"],
+      "final_test_loss": evals[-1]["loss"],
+      "best_test_accuracy": max(r["accuracy"] for r in evals),
+      "steps": num_steps,
+      "epochs": num_steps / steps_per_epoch,
+      "wall_seconds": wall_seconds,
+      "param_fingerprint": param_fingerprint(params),
+      "distinct_channels": symmetry.distinct_channels(params),
+      "symmetry_breaking_step": symmetry.breaking_steps([r for r in records if r["split"] == "symmetry"]),
+      "symmetry_threshold": symmetry.THRESHOLD,
+      "seed": config.seed,
+      "model": config.model.to_dict(),
+      "breaker": config.breaker.to_dict(),
+      "data": data_source,
+      "determinism": determinism,
+      "versions": versions(),
+      "device": device,
+      "resumed_from_step": resumed_from or None,
+  }

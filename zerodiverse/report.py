@@ -83,9 +83,13 @@ def data_label(arms: list, note: str) -> str:
   return f"{text} — {note}" if note else text
 
 
-def _title(fig, title: str, data: str) -> None:
+def _save(fig, title: str, data: str, path: str) -> None:
+  """Titles the figure with the data it shows (every figure says which data set), writes and closes it."""
   width = max(40, int(fig.get_figwidth() * 13))
   fig.suptitle(textwrap.fill(f"{title}. Data: {data}", width), fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
 
 
 def fig_accuracy(gs: dict, data: str, path: str) -> None:
@@ -100,10 +104,7 @@ def fig_accuracy(gs: dict, data: str, path: str) -> None:
   ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
   ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
-  _title(fig, "Accuracy per arm", data)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, "Accuracy per arm", data, path)
 
 
 def _series(arm: dict, fn) -> tuple:
@@ -131,10 +132,7 @@ def fig_symmetry(arms: list, data: str, path: str) -> None:
       ax.set_title(label, fontsize=9)
   axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
   axes[0].legend(fontsize=6)
-  _title(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data, path)
 
 
 def eps_series(arms: list) -> dict:
@@ -184,10 +182,7 @@ def fig_vs_eps(series: dict, data: str, path: str) -> None:
     ax.set_xlabel("eps")
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
-  _title(fig, "Accuracy and symmetry-breaking step vs eps", data)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, "Accuracy and symmetry-breaking step vs eps", data, path)
 
 
 def fig_leakynet(arms: list, data: str, path: str) -> None:
@@ -205,10 +200,7 @@ def fig_leakynet(arms: list, data: str, path: str) -> None:
   ax.set_xticks(range(len(inits)), inits, rotation=30, ha="right", fontsize=7)
   ax.set_ylabel("final test accuracy (mean over seeds)")
   ax.legend(fontsize=7)
-  _title(fig, "LeakyNet grid (more '1' layers to the right)", data)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, "LeakyNet grid (more '1' layers to the right)", data, path)
 
 
 def fig_toy(arms: list, data: str, path: str) -> None:
@@ -233,10 +225,7 @@ def fig_toy(arms: list, data: str, path: str) -> None:
   ax.set_xlabel("init noise eps on the hidden layer")
   ax.set_ylabel("unique hidden features k")
   fig.colorbar(im, label="final test accuracy")
-  _title(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", data)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", data, path)
 
 
 def write(workdir: str, data_note: str = "") -> str:

@@ -3,7 +3,8 @@
 import numpy as np
 
 from zerodiverse.data import cifar_binary, digits, tfds_source
-from zerodiverse.data.dataset import DataError, Dataset
+from zerodiverse.data.dataset import Dataset
+from zerodiverse.errors import DataError
 from zerodiverse.data.pipeline import TrainStream, eval_batches
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "digits": 10, "imagenet2012": 1000}

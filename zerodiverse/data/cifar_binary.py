@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from zerodiverse.data.dataset import DataError
+from zerodiverse.errors import DataError
 
 LAYOUTS = {
     "cifar10": dict(folder="cifar-10-batches-bin", label_bytes=1, label_index=0, num_classes=10,

@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 
 from zerodiverse.data import pipeline
-from zerodiverse.errors import DataError  # pylint: disable=unused-import (re-exported for loaders)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from zerodiverse.data.dataset import DataError
+from zerodiverse.errors import DataError
 
 def load(name: str, tfds_dir: str | None) -> dict:
   """Downloads and prepares `name` on first use (needs internet), then reads both splits into memory."""

@@ -10,7 +10,6 @@ N(0, 2/(9 out)), stem N(0, 1/(9 out)), shortcuts N(0, 1/out) (fan-out), head 0.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from zerodiverse import inits

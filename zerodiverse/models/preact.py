@@ -28,12 +28,11 @@ its skip.
 import dataclasses
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from zerodiverse import inits
 from zerodiverse.errors import ConfigError
-from zerodiverse.inits import fixup, risotto
+from zerodiverse.inits import risotto
 
 SCHEMES = ("he", "delta_orthogonal", "looks_linear", "risotto", "zero", "fixup", "skipinit", "rezero", "constant")
 NO_NORM = ("fixup", "rezero")

@@ -184,30 +184,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     progress.update(1)
   progress.close()
 
-  evals = [r for r in log.records() if r["split"] == "test"]
+  records = log.records()
+  evals = [r for r in records if r["split"] == "test"]
   if not evals or evals[-1]["step"] != num_steps:
-    evals.append({"step": num_steps, **evaluate(model, dataset, config.train.eval_batch_size, device)})
+    records.append({"step": num_steps, "split": "test",
+                    **evaluate(model, dataset, config.train.eval_batch_size, device)})
   params, _ = convert.to_flax(model)  # Flax names and layouts: the same fingerprint and per-layer keys
-  summary = {
-      "backend": "torch",
-      "final_test_accuracy": evals[-1]["accuracy"],
-      "final_test_loss": evals[-1]["loss"],
-      "best_test_accuracy": max(r["accuracy"] for r in evals),
-      "steps": num_steps,
-      "epochs": num_steps / stream.steps_per_epoch,
-      "wall_seconds": wall_before + time.time() - t0,
-      "param_fingerprint": record.param_fingerprint(params),
-      "distinct_channels": symmetry.distinct_channels(params),
-      "symmetry_breaking_step": symmetry.breaking_steps([r for r in log.records() if r["split"] == "symmetry"]),
-      "symmetry_threshold": symmetry.THRESHOLD,
-      "seed": config.seed,
-      "model": config.model.to_dict(),
-      "breaker": config.breaker.to_dict(),
-      "data": dataset.source,
-      "determinism": determinism,
-      "versions": record.versions(),
-      "device": device_record(device),
-      "resumed_from_step": start or None,
-  }
+  summary = {"backend": "torch", **record.run_summary(
+      config, params, records, num_steps, stream.steps_per_epoch, wall_before + time.time() - t0,
+      dataset.source, determinism, device_record(device), start)}
   record.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary

@@ -183,30 +183,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   ckpt.close()
 
   # Summary.
-  evals = [r for r in log.records() if r["split"] == "test"]
-  if not evals or evals[-1]["step"] != num_steps:  # a finished run re-launched: its final eval is logged
-    evals.append({"step": num_steps, **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
-  params = parallel.to_host(state["params"])
-  summary = {
-      "final_test_accuracy": evals[-1]["accuracy"],
-      "final_test_loss": evals[-1]["loss"],
-      "best_test_accuracy": max(r["accuracy"] for r in evals),
-      "steps": num_steps,
-      "epochs": num_steps / stream.steps_per_epoch,
-      "wall_seconds": wall_before + time.time() - t0,
-      "param_fingerprint": record.param_fingerprint(params),
-      "distinct_channels": symmetry.distinct_channels(params),
-      "symmetry_breaking_step": symmetry.breaking_steps([r for r in log.records() if r["split"] == "symmetry"]),
-      "symmetry_threshold": symmetry.THRESHOLD,
-      "seed": config.seed,
-      "model": config.model.to_dict(),
-      "breaker": config.breaker.to_dict(),
-      "data": dataset.source,
-      "determinism": determinism.in_force(mode),
-      "versions": record.versions(),
-      "device": record.device(),
-      "resumed_from_step": start or None,
-  }
+  records = log.records()
+  evals = [r for r in records if r["split"] == "test"]
+  if not evals or evals[-1]["step"] != num_steps:  # e.g. a process other than 0, which logs nothing
+    records.append({"step": num_steps, "split": "test",
+                    **evaluate(eval_step, state, dataset, config.train.eval_batch_size, mesh)})
+  summary = record.run_summary(config, parallel.to_host(state["params"]), records, num_steps,
+                               stream.steps_per_epoch, wall_before + time.time() - t0, dataset.source,
+                               determinism.in_force(mode), record.device(), start)
   if writer:
     record.write_json(summary_path, summary)
   return summary
