@@ -13,6 +13,10 @@ EPS; rounding_noise is g * (1 + u * 2^-24) every step (zerodiverse/breakers.py s
   python launch.py --config configs/ablation_determinism.py:evidence --workdir workdirs/ablation_evidence \
       --config.data.dir=DIR --workers 2
   python -m zerodiverse.report workdirs/ablation_evidence
+  # the second evidence run (docs/results/ablation_determinism/breakers_1500: every breaker, 1500 steps of
+  # batch 64, 2 seeds = 12 arms; ~45 min on 2 CPU cores):
+  python launch.py --config configs/ablation_determinism.py:evidence2 --workdir workdirs/ablation_evidence2 \
+      --config.data.dir=DIR --workers 2
   # a 2x2 smoke grid on the embedded digits (seconds; the tests use it):
   python launch.py --config configs/ablation_determinism.py:smoke --workdir workdirs/ablation_smoke
 
