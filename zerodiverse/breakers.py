@@ -37,9 +37,17 @@ import jax.numpy as jnp
 
 from zerodiverse import models, rng
 from zerodiverse.errors import ConfigError
-from zerodiverse.inits.perturb import path_name
 
 ROUNDING_DISTRIBUTION = "uniform[-1, 1]"
+NAMES = ("init_noise", "grad_noise", "dropout", "rounding_noise")
+DEFAULT_ROUNDING_SCALE = 2.0 ** -24
+
+
+def switched_on(breaker) -> list:
+  """[(name, scale)] of the breakers `breaker` (config.breaker, or its dict) switches on, in NAMES order;
+  rounding_noise's scale is its r."""
+  return [(k, float(breaker.get("rounding_noise_scale", DEFAULT_ROUNDING_SCALE)) if k == "rounding_noise"
+           else float(breaker[k])) for k in NAMES if breaker.get(k)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +79,6 @@ class GradBreakers:
   grad_noise: float = 0.0
   rounding_noise: float = 0.0  # r; 0 = off
 
-  @property
-  def active(self) -> bool:
-    return bool(self.grad_noise or self.rounding_noise)
-
 
 def grad_breakers(config) -> GradBreakers:
   """The gradient breakers of `config.breaker` (grad_noise eps, rounding_noise on/off and its scale)."""
@@ -84,25 +88,20 @@ def grad_breakers(config) -> GradBreakers:
     raise ConfigError(f"config.breaker.grad_noise={eps}: a noise scale >= 0 (0 = off)")
   r = 0.0
   if b.get("rounding_noise", False):
-    r = float(b.get("rounding_noise_scale", 2.0 ** -24))
+    r = dict(switched_on(b))["rounding_noise"]
     if not 0 < r < 1:
       raise ConfigError(f"config.breaker.rounding_noise_scale={r}: a relative scale in (0, 1), e.g. 2**-24")
   return GradBreakers(eps, r)
 
 
-def _per_leaf(key: jax.Array, tree, draw):
-  return jax.tree_util.tree_map_with_path(
-      lambda path, leaf: draw(rng.stream(key, path_name(path)), leaf), tree)
-
-
 def add_grad_noise(key: jax.Array, grads, eps: float):
   """g + eps * N(0, 1), each leaf from the stream of its path below `key`."""
-  return _per_leaf(key, grads, lambda k, g: g + (eps * jax.random.normal(k, g.shape, jnp.float32)).astype(g.dtype))
+  return rng.per_path(key, grads, lambda k, _, g: g + (eps * jax.random.normal(k, g.shape, jnp.float32)).astype(g.dtype))
 
 
 def rounding_factors(key: jax.Array, grads, r: float):
   """The factors 1 + u * r, u ~ Uniform[-1, 1], that `add_rounding_noise` multiplies into the gradients."""
-  return _per_leaf(key, grads, lambda k, g: 1 + r * jax.random.uniform(k, g.shape, jnp.float32, -1.0, 1.0))
+  return rng.per_path(key, grads, lambda k, _, g: 1 + r * jax.random.uniform(k, g.shape, jnp.float32, -1.0, 1.0))
 
 
 def add_rounding_noise(key: jax.Array, grads, r: float):

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from zerodiverse import symmetry
-from zerodiverse.inits.perturb import path_name
+from zerodiverse.rng import path_name
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
             "tensorflow-datasets", "torch")

@@ -23,10 +23,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-from zerodiverse import symmetry  # pylint: disable=g-import-not-at-top
+from zerodiverse import breakers, symmetry  # pylint: disable=g-import-not-at-top
 
 SEED = re.compile(r"(^|-)seed\d+(?=-|$)")
-BREAKERS = ("init_noise", "grad_noise", "dropout", "rounding_noise")
 
 
 def load(workdir: str) -> list:
@@ -54,9 +53,7 @@ def load(workdir: str) -> list:
 
 def breaker_of(config: dict) -> tuple:
   """(breaker name, eps) of an arm: 'none', or the one breaker switched on (joined with '+' if several)."""
-  b = config["breaker"]
-  on = [(k, float(b[k]) if k != "rounding_noise" else float(b.get("rounding_noise_scale", 2.0 ** -24)))
-        for k in BREAKERS if b.get(k)]
+  on = breakers.switched_on(config["breaker"])
   if not on:
     return "none", 0.0
   return "+".join(k for k, _ in on), on[0][1]

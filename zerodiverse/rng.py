@@ -23,6 +23,18 @@ def stream(key: jax.Array, name: str) -> jax.Array:
   return jax.random.fold_in(key, stable_hash(name))
 
 
+def path_name(path) -> str:
+  """'stage1/block0/conv/kernel' for a jax key path: the name a parameter's streams are keyed by."""
+  return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+
+
+def per_path(key: jax.Array, tree, fn):
+  """fn(stream(key, path name), path name, leaf) for every leaf: each parameter draws from its own stream,
+  so which leaves are touched never changes the numbers any one of them gets."""
+  return jax.tree_util.tree_map_with_path(lambda path, leaf: fn(stream(key, path_name(path)), path_name(path), leaf),
+                                          tree)
+
+
 def numpy_seed(seed: int, name: str, *counters: int) -> list[int]:
   """Entropy for np.random.default_rng: host-side streams (data order, augmentation) keyed the same way."""
   return [int(seed), stable_hash(name), *map(int, counters)]

@@ -21,6 +21,7 @@ import time
 
 import ml_collections
 
+from zerodiverse import breakers
 from zerodiverse.errors import ConfigError, UserError
 
 
@@ -162,10 +163,7 @@ def summary_table(workdir: str, arms: dict, status: dict) -> str:
 
 def _breakers(arm) -> str:
   """The breakers switched on in an arm, e.g. 'init_noise=0.001, rounding_noise'; 'none' if none."""
-  b = arm.breaker
-  on = [f"{k}={b[k]:g}" for k in ("init_noise", "grad_noise", "dropout") if b.get(k)]
-  if b.get("rounding_noise"):
-    on.append(f"rounding_noise={b.get('rounding_noise_scale', 2.0 ** -24):.3g}")
+  on = [f"{k}={v:.3g}" if k == "rounding_noise" else f"{k}={v:g}" for k, v in breakers.switched_on(arm.breaker)]
   return ", ".join(on) or "none"
 
 

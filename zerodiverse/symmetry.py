@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zerodiverse.inits.perturb import path_name
+from zerodiverse.rng import path_name
 
 THRESHOLD = 1e-3
 

@@ -20,11 +20,6 @@ from zerodiverse.errors import ConfigError
 SCALES = ("fan_in", "absolute")
 
 
-def path_name(path) -> str:
-  """'stage1/block0/conv/kernel' for a jax key path."""
-  return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-
-
 def leaf_scale(shape, scale: str) -> float:
   if scale == "absolute":
     return 1.0
@@ -41,11 +36,10 @@ def perturb(key: jax.Array, params, eps: float, scale: str = "fan_in",
   if eps == 0:
     return params
 
-  def add_noise(path, leaf):
-    name = path_name(path)
+  def add_noise(leaf_key, name, leaf):
     if not select(name):
       return leaf
-    noise = jax.random.normal(rng.stream(key, name), leaf.shape, jnp.float32)
+    noise = jax.random.normal(leaf_key, leaf.shape, jnp.float32)
     return (leaf + eps * leaf_scale(leaf.shape, scale) * noise).astype(leaf.dtype)
 
-  return jax.tree_util.tree_map_with_path(add_noise, params)
+  return rng.per_path(key, params, add_noise)
