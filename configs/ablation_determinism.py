@@ -44,7 +44,7 @@ def get_config(variant: str | None = None):
   config = defaults.base()
   config.data.name = "cifar10"
   seeds = (0, 1, 2)
-  config.grid = {"init": sweep.axis("model.init", ["constant", "he"]), "breaker": breakers(),
+  config.grid = {"init": sweep.axis("model.scheme", ["constant", "he"]), "breaker": breakers(),
                  "seed": sweep.axis("seed", seeds)}
   if variant in (None, ""):
     return config
@@ -59,10 +59,10 @@ def get_config(variant: str | None = None):
     config.train.checkpoint_every = 250
     config.train.symmetry_every = 25
     config.train.progress = False
-    config.grid = {"init": sweep.axis("model.init", ["constant"]),
+    config.grid = {"init": sweep.axis("model.scheme", ["constant"]),
                    "breaker": {"none": {}, "rounding_noise": {"breaker": {"rounding_noise": True}}},
                    "seed": sweep.axis("seed", (0, 1))}
-    config.arms = {f"none-he-seed{s}": {"model": {"init": "he"}, "seed": s} for s in (0, 1)}
+    config.arms = {f"none-he-seed{s}": {"model": {"scheme": "he"}, "seed": s} for s in (0, 1)}
     return config
   if variant == "evidence2":
     config = get_config("evidence")
@@ -71,7 +71,7 @@ def get_config(variant: str | None = None):
     config.train.eval_every = config.train.checkpoint_every = 500
     config.train.symmetry_every = 50
     config.train.log_every = 50
-    config.grid = {"init": sweep.axis("model.init", ["constant"]),
+    config.grid = {"init": sweep.axis("model.scheme", ["constant"]),
                    "breaker": breakers(eps=(1e-4,), dropout=0.01),
                    "seed": sweep.axis("seed", (0, 1))}
     return config
@@ -90,7 +90,7 @@ def get_config(variant: str | None = None):
     config.train.checkpoint_every = 10
     config.train.symmetry_every = 10
     config.train.progress = False
-    config.grid = {"init": sweep.axis("model.init", ["constant", "he"]),
+    config.grid = {"init": sweep.axis("model.scheme", ["constant", "he"]),
                    "breaker": {"none": {}, "rounding_noise": {"breaker": {"rounding_noise": True}}}}
     return config
   raise ValueError(f"configs/ablation_determinism.py:{variant}: unknown variant; use none, :evidence or :smoke")

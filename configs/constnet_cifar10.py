@@ -6,7 +6,7 @@ lr 0.03 dropped x0.2 at epochs 160/220/260, weight decay 5e-4, batch 128, pad-4 
   # offline, from the binary layout (python ../shared/data/cifar10/build.py DIR):
   python launch.py --config configs/constnet_cifar10.py --workdir W --config.data.dir=DIR
   # the He-initialized arm, and the paper's dropout breaker:
-  ... --config.model.init=he        ... --config.breaker.dropout=0.01
+  ... --config.model.scheme=he       ... --config.breaker.dropout=0.01
 
 Expect, on a GPU, about 94-95 % test accuracy for the He arm and for a ConstNet whose symmetry is broken
 (init noise, dropout); with no breaker under deterministic XLA every layer keeps 1 distinct channel and

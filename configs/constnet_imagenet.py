@@ -16,8 +16,8 @@ from configs import resnet50_imagenet
 def get_config(variant: str | None = None):
   config = resnet50_imagenet.get_config(variant)
   config.arms = {
-      "constant": {"model": {"init": "constant"}},
-      "constant_noise": {"model": {"init": "constant"}, "breaker": {"init_noise": 1e-3}},
-      "he": {"model": {"init": "he"}},
+      "constant": {"model": {"scheme": "constant"}},
+      "constant_noise": {"model": {"scheme": "constant"}, "breaker": {"init_noise": 1e-3}},
+      "he": {"model": {"scheme": "he"}},
   }
   return config

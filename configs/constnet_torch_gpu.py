@@ -22,17 +22,17 @@ each arm's summary.json. Commit the table with the command and device to docs/re
 from zerodiverse import defaults
 
 MODES = {
-    "torch_default": {"backend": "torch", "determinism": "default"},
+    "torch_default": {"backend": "torch", "determinism": "nondeterministic_allowed"},
     "torch_deterministic": {"backend": "torch", "determinism": "deterministic"},
     "jax_deterministic": {"backend": "jax", "determinism": "deterministic"},
-    "jax_default": {"backend": "jax", "determinism": "default"},
+    "jax_default": {"backend": "jax", "determinism": "nondeterministic_allowed"},
 }
 
 
 def get_config(variant: str | None = None):
   config = defaults.base()
   config.data.name = "cifar10"
-  config.model.depth, config.model.width, config.model.init = 16, 4, "constant"
+  config.model.depth, config.model.width, config.model.scheme = 16, 4, "constant"
   config.train.epochs, config.train.steps = 0.0, 2000
   config.train.log_every, config.train.eval_every, config.train.checkpoint_every = 100, 1000, 1000
   config.train.progress = False

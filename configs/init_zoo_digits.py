@@ -29,5 +29,5 @@ def get_config():
   config.train.eval_every = 300
   config.train.eval_batch_size = 360
   config.train.checkpoint_every = 300
-  config.arms = {scheme: {"model": {"init": scheme}} for scheme in SCHEMES}
+  config.arms = {scheme: {"model": {"scheme": scheme}} for scheme in SCHEMES}
   return config

@@ -21,12 +21,12 @@ from zerodiverse.models.leakynet import PAPER_GRID
 def get_config(variant: str | None = None):
   config = defaults.base()
   config.model.name = "leakynet"
-  config.model.init = PAPER_GRID[3]
+  config.model.init_string = PAPER_GRID[3]
   config.data.name = "cifar10"
   config.train.epochs = 200.0
   config.train.lr_drop_at = (60 / 200, 120 / 200, 160 / 200)
   rounding = {"none": {}, "rounding_noise": {"breaker": {"rounding_noise": True}}}
-  config.grid = {"init": sweep.axis("model.init", list(PAPER_GRID)), "breaker": rounding,
+  config.grid = {"init": sweep.axis("model.init_string", list(PAPER_GRID)), "breaker": rounding,
                  "seed": sweep.axis("seed", (0, 1))}
   if variant in (None, ""):
     return config
@@ -41,6 +41,6 @@ def get_config(variant: str | None = None):
     config.train.symmetry_every = 10
     config.train.eval_batch_size = 360
     config.train.progress = False
-    config.grid = {"init": sweep.axis("model.init", ["i_iiii", "1_ii11"]), "breaker": rounding}
+    config.grid = {"init": sweep.axis("model.init_string", ["i_iiii", "1_ii11"]), "breaker": rounding}
     return config
   raise ValueError(f"configs/leakynet_grid.py:{variant}: unknown variant; use none or :smoke")

@@ -30,8 +30,8 @@ def get_config():
   config.train.checkpoint_every = 200
   # A sweep: each arm overrides the fields it names and runs in WORKDIR/<arm>.
   config.arms = {
-      "constant": {"model": {"init": "constant"}},
-      "constant_noise": {"model": {"init": "constant"}, "breaker": {"init_noise": 1e-3}},
-      "he": {"model": {"init": "he"}},
+      "constant": {"model": {"scheme": "constant"}},
+      "constant_noise": {"model": {"scheme": "constant"}, "breaker": {"init_noise": 1e-3}},
+      "he": {"model": {"scheme": "he"}},
   }
   return config

@@ -20,7 +20,7 @@ def get_config(variant: str | None = None):
   config = defaults.base()
   config.model.name = "resnet50"
   config.model.width = 64
-  config.model.init = "he"
+  config.model.scheme = "he"
   config.data.name = "imagenet2012"
   config.train.epochs = 90.0
   config.train.batch_size = 256
@@ -34,7 +34,7 @@ def get_config(variant: str | None = None):
   config.train.checkpoint_every = 5000
   for part in (variant or "").split(","):
     if part == "constant":
-      config.model.init = "constant"
+      config.model.scheme = "constant"
     elif part == "smoke":
       config.data.image_size = 64
       config.model.width = 16

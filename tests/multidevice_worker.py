@@ -17,7 +17,8 @@ import orbax.checkpoint as ocp
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top
 from zerodiverse import data, models, parallel, rng  # pylint: disable=g-import-not-at-top
-from zerodiverse.train import optim, trainer  # pylint: disable=g-import-not-at-top
+from zerodiverse.run import train_and_evaluate  # pylint: disable=g-import-not-at-top
+from zerodiverse.train import optim  # pylint: disable=g-import-not-at-top
 from zerodiverse.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
 from zerodiverse.train.step import init_state, make_train_step  # pylint: disable=g-import-not-at-top
 from zerodiverse import breakers  # pylint: disable=g-import-not-at-top
@@ -44,7 +45,7 @@ def one_step_on(devices, config):
 
 def main():
   out = {"devices": jax.device_count()}
-  config = tiny_config(**{"model.init": "he", "breaker.init_noise": 1e-3})
+  config = tiny_config(**{"model.scheme": "he", "breaker.init_noise": 1e-3})
   one, one_metrics, _ = one_step_on(jax.devices()[:1], config)
   eight, eight_metrics, sharded_state = one_step_on(jax.devices(), config)
   out["step_max_param_diff_1_vs_8"] = max_diff(one["params"], eight["params"])
@@ -67,7 +68,7 @@ def main():
     out[f"restore_on_{n}_devices"] = len(jax.tree.leaves(restored["params"])[0].sharding.device_set)
 
   # Whole runs: two on 8 devices, and one started on 8 and resumed on 1 (checkpoint 20 removed).
-  run = lambda n, d: trainer.train_and_evaluate(tiny_config(**{"parallel.num_devices": n, "train.steps": 20,
+  run = lambda n, d: train_and_evaluate(tiny_config(**{"parallel.num_devices": n, "train.steps": 20,
                                                                "train.checkpoint_every": 10}), d)
   dirs = {name: os.path.join(tmp, name) for name in ("eight_a", "eight_b", "moved")}
   fingerprints = {name: run(8, d)["param_fingerprint"] for name, d in dirs.items()}

@@ -10,7 +10,8 @@ import pytest
 from zerodiverse import breakers, defaults, models, rng
 from zerodiverse.data import TrainStream, load
 from zerodiverse.errors import ConfigError
-from zerodiverse.train import optim, step as step_lib, trainer
+from zerodiverse.run import train_and_evaluate
+from zerodiverse.train import optim, step as step_lib
 
 # Fingerprints of `tiny(init)` after 12 steps, computed with the foundation (main at b7e4c51, before any
 # breaker code) on this CPU with jax 0.10.2. If the foundation's numerics change on purpose, recompute them
@@ -23,7 +24,7 @@ FOUNDATION = {
 
 def tiny(init="constant", **breaker):
   c = defaults.base()
-  c.model.depth, c.model.width, c.model.init = 7, 1, init
+  c.model.depth, c.model.width, c.model.scheme = 7, 1, init
   c.data.name, c.data.augment = "digits", False
   c.train.epochs, c.train.steps, c.train.batch_size, c.train.lr = 0.0, 12, 32, 0.05
   c.train.log_every = c.train.eval_every = c.train.checkpoint_every = 6
@@ -38,7 +39,7 @@ def runs(tmp_path_factory):
   out = {}
   for name, cfg in {"constant": tiny(), "he": tiny("he"), "zero_eps": tiny(grad_noise=0.0, rounding_noise=False),
                     "rounding": tiny(rounding_noise=True)}.items():
-    out[name] = trainer.train_and_evaluate(cfg, str(tmp_path_factory.mktemp(name)))
+    out[name] = train_and_evaluate(cfg, str(tmp_path_factory.mktemp(name)))
   return out
 
 

@@ -1,4 +1,4 @@
-"""Every config file: loads, documents the command that runs it, and passes the trainer's config checks
+"""Every config file: loads, documents the command that runs it, and passes the run's config checks
 (for each variant its docstring names, and for each arm of a sweep)."""
 
 import glob
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from zerodiverse import sweep
-from zerodiverse.train import trainer
+from zerodiverse.run import check_config
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
 
@@ -37,7 +37,7 @@ def test_config_documents_its_command_and_every_variant_is_valid(path):
     config = module.get_config(variant) if variant else module.get_config()
     runs = sweep.arm_configs(config).values() if "arms" in config or "grid" in config else [config]
     for run in runs:
-      trainer.check_config(run)
+      check_config(run)
 
 
 def test_the_configs_this_project_promises_exist():

@@ -14,7 +14,7 @@ X = jax.random.normal(jax.random.key(1), (8, 32, 32, 3))
 
 
 def build(depth=10, width=2, init="constant", dropout=0.0):
-  cfg = ml_collections.ConfigDict(dict(name="constnet", depth=depth, width=width, init=init))
+  cfg = ml_collections.ConfigDict(dict(name="constnet", depth=depth, width=width, scheme=init))
   return models.build(cfg, 10, dropout)
 
 
@@ -100,7 +100,7 @@ def test_dropout_takes_its_randomness_from_the_given_key():
   assert 0.45 < np.mean(a == 0) < 0.55  # rate 0.5
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(depth=11), "depth"), (dict(init="xavier"), "model.init"),
+@pytest.mark.parametrize("kwargs,match", [(dict(depth=11), "depth"), (dict(init="xavier"), "model.scheme"),
                                           (dict(width=0), "width"), (dict(dropout=1.0), "dropout")])
 def test_bad_model_config_is_a_clear_error(kwargs, match):
   with pytest.raises(ConfigError, match=match):

@@ -13,7 +13,7 @@ from zerodiverse.diagnostics import signal
 
 
 def mlp(init="orthogonal", width=32):
-  model = models.build(ml_collections.ConfigDict(dict(name="mlp", depth=1, width=width, init=init)), 10)
+  model = models.build(ml_collections.ConfigDict(dict(name="mlp", depth=1, width=width, hidden_init=init)), 10)
   x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
   return model, model.init(jax.random.key(1), x), x
 

@@ -13,7 +13,7 @@ from conftest import tiny_config
 from zerodiverse import data
 from zerodiverse.data import imagenet
 from zerodiverse.errors import DataError
-from zerodiverse.train import trainer
+from zerodiverse.run import train_and_evaluate
 
 
 class FakeImagenet(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -105,7 +105,7 @@ def test_a_run_trains_on_the_generated_imagenet(tfds_dir, tmp_path):
   config = tiny_config(**{"data.name": "imagenet2012", "data.tfds_dir": tfds_dir, "data.image_size": 32,
                           "data.decode_threads": 4, "train.steps": 3, "train.batch_size": 8,
                           "train.eval_batch_size": 5})
-  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  summary = train_and_evaluate(config, str(tmp_path))
   assert summary["steps"] == 3 and "imagenet2012" in summary["data"]
   evals = [json.loads(l) for l in open(tmp_path / "metrics.jsonl") if '"test"' in l]
   assert evals and 0 <= evals[-1]["accuracy"] <= 1

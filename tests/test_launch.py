@@ -1,21 +1,26 @@
 """launch.py as a user runs it: typed overrides, one-line errors with a non-zero exit, sweeps."""
 
+import errno
 import json
 import os
+import sys
 
-from conftest import launch
+from conftest import launch, tiny_config
+from zerodiverse import run, sweep
+from zerodiverse import workdir as workdirs
+from zerodiverse.errors import UserError
 
 SMOKE = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.progress=false"]
 
 
 def test_override_reaches_the_run(tmp_path, fake_cifar_dir):
-  result = launch(*SMOKE, f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.determinism=default",
+  result = launch(*SMOKE, f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.determinism=nondeterministic_allowed",
                   "--config.train.steps=3", "--config.train.batch_size=8", "--config.train.eval_batch_size=50",
                   "--workdir", str(tmp_path))
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["model"]["depth"] == 7 and summary["steps"] == 3
-  assert summary["determinism"]["mode"] == "default"
+  assert summary["determinism"]["mode"] == "nondeterministic_allowed"
   assert "deterministic_ops" not in summary["determinism"]["xla_flags"]  # XLA left free
   assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"  # pinned in both modes
   assert sorted(summary["distinct_channels"]) == ["head", "stage1_block0/conv", "stage2_block0/conv",
@@ -66,3 +71,57 @@ def test_quickstart_style_sweep_runs_every_arm_and_prints_the_table(tmp_path):
   rerun = launch("--config", "configs/quickstart.py", "--config.train.steps=6", "--config.train.eval_every=6",
                  "--config.train.checkpoint_every=6", "--config.train.log_every=3", "--workdir", str(tmp_path))
   assert rerun.returncode == 0 and rerun.stdout.count("done before") == 3
+
+
+def _one_line_exit_2(code, capsys, *fragments):
+  assert code == 2
+  lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+  assert len(lines) == 1, lines
+  for fragment in fragments:
+    assert fragment in lines[0], lines[0]
+
+
+def test_unusable_workdirs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+  (tmp_path / "file").write_text("x")
+  _one_line_exit_2(run.main(tiny_config(), str(tmp_path / "file")), capsys, "is a file")
+  for content in ("", "{garbled"):
+    (tmp_path / "w").mkdir(exist_ok=True)
+    (tmp_path / "w" / "config.json").write_text(content)
+    _one_line_exit_2(run.main(tiny_config(), str(tmp_path / "w")), capsys, "config.json is not valid JSON")
+  for code in (errno.EROFS, errno.ENOSPC):
+    def refuse(path, code=code):
+      raise OSError(code, os.strerror(code), path)
+    monkeypatch.setattr(workdirs, "make", refuse)
+    _one_line_exit_2(run.main(tiny_config(), str(tmp_path / "ro")), capsys, str(tmp_path / "ro"),
+                     os.strerror(code), errno.errorcode[code])
+  monkeypatch.undo()
+  _one_line_exit_2(run.main(tiny_config(seed=2 ** 32), str(tmp_path / "s")), capsys, "config.seed=4294967296")
+
+
+def test_bad_sweeps_are_one_line_and_exit_2(tmp_path, capsys):
+  config = tiny_config()
+  config.arms = {"a": {"train": {"steps": "ten"}}}
+  _one_line_exit_2(launch_main_sweep(config, tmp_path / "s"), capsys, "config.arms.a.train.steps='ten'", "int")
+  config.arms = {"a": {"model": {"init": "he"}}}
+  _one_line_exit_2(launch_main_sweep(config, tmp_path / "s"), capsys, "config.model.scheme")
+  (tmp_path / "f").write_text("x")
+  config.arms = {"a": {}}
+  _one_line_exit_2(launch_main_sweep(config, tmp_path / "f"), capsys, "is a file")
+
+
+def launch_main_sweep(config, workdir):
+  try:
+    return sweep.run(config, str(workdir))
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def test_config_file_errors_name_the_file_line_and_variants(tmp_path):
+  bad = tmp_path / "bad.py"
+  bad.write_text("def get_config():\n  return 1 +\n")
+  _fails_in_one_line(launch("--config", str(bad), "--workdir", str(tmp_path / "w")), "bad.py:2", "syntax")
+  _fails_in_one_line(launch("--config", "configs/quickstart.py:nope", "--workdir", str(tmp_path / "w")),
+                     "configs/quickstart.py has no variant 'nope'", "takes none")
+  _fails_in_one_line(launch(*SMOKE, "--config.seed=-1", "--workdir", str(tmp_path / "w")), "config.seed=-1")
+  assert not os.path.exists(tmp_path / "w")

@@ -38,5 +38,5 @@ def test_averaging_layers_make_identical_channels_and_the_paper_grid_builds():
 
 @pytest.mark.parametrize("bad", ["iiii", "1_iixi", "11_iiii", "1__ii"])
 def test_bad_init_strings_name_the_field(bad):
-  with pytest.raises(ConfigError, match="config.model.init"):
+  with pytest.raises(ConfigError, match="config.model.init_string"):
     leakynet.LeakyNet(num_classes=10, code=bad)

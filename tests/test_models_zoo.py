@@ -10,7 +10,7 @@ import pytest
 from zerodiverse import defaults, models
 from zerodiverse.errors import ConfigError
 from zerodiverse.models import preact
-from zerodiverse.train import trainer
+from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.metrics_log import MetricsLog
 from zerodiverse.train.step import make_train_step
 
@@ -36,7 +36,7 @@ def init_vars(model, x, seed=0):
 
 
 def model_cfg(name, init, **kw):
-  fields = dict(name=name, depth=10, width=SHAPES[name][0], init=init)
+  fields = dict(name=name, depth=10, width=SHAPES[name][0], scheme=init)
   fields.update(kw)
   return ml_collections.ConfigDict(fields)
 
@@ -66,14 +66,14 @@ def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
 
 @pytest.mark.parametrize("name,init", [("resnet50", "risotto"), ("resnet50", "delta_orthogonal")])
 def test_inapplicable_inits_fail_with_a_config_error(name, init):
-  with pytest.raises(ConfigError, match="config.model.init"):
+  with pytest.raises(ConfigError, match="config.model.scheme"):
     models.build(model_cfg(name, init), 10)
 
 
 def test_looks_linear_refuses_odd_widths():
   with pytest.raises(ConfigError, match="even"):
-    models.build(ml_collections.ConfigDict(dict(name="resnet18", depth=18, width=3, init="looks_linear")), 10)
-  with pytest.raises(ConfigError, match="config.model.init"):
+    models.build(ml_collections.ConfigDict(dict(name="resnet18", depth=18, width=3, scheme="looks_linear")), 10)
+  with pytest.raises(ConfigError, match="config.model.scheme"):
     models.build(model_cfg("wrn", "xavier"), 10)
 
 
@@ -120,12 +120,12 @@ def test_zero_init_is_deterministic_and_trains_without_a_breaker(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, a, b)  # no randomness at all
 
   config = defaults.base()
-  config.determinism = "default"  # the backend is already up in this process; XLA flags cannot change now
-  config.model.update(name="wrn", depth=10, width=1, init="zero")
+  config.determinism = "nondeterministic_allowed"  # the backend is already up in this process; XLA flags cannot change now
+  config.model.update(name="wrn", depth=10, width=1, scheme="zero")
   config.data.update(name="digits", augment=False)
   config.train.update(epochs=0.0, steps=150, batch_size=64, lr=0.05, lr_drop_at=(0.75,), log_every=10,
                       eval_every=150, eval_batch_size=360, checkpoint_every=150, progress=False)
-  summary = trainer.train_and_evaluate(config, str(tmp_path))
+  summary = train_and_evaluate(config, str(tmp_path))
   train = [r["loss"] for r in MetricsLog(str(tmp_path / "metrics.jsonl")).records() if r["split"] == "train"]
   print(summary["final_test_accuracy"], train[0], train[-1], summary["distinct_channels"])
   assert train[-1] < 0.5 * train[0]  # log(10) = 2.3 at the start

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, tiny_config
 from zerodiverse import data, parallel
 from zerodiverse.errors import ConfigError
-from zerodiverse.train import trainer
+from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.metrics_log import MetricsLog
 
 
@@ -67,7 +67,7 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
   log.write({"step": 1})
   assert not os.path.exists(tmp_path / "m.jsonl")
   monkeypatch.setattr(parallel, "is_writer", lambda process_index=None: False)  # simulate process 1
-  summary = trainer.train_and_evaluate(tiny_config(**{"train.steps": 4}), str(tmp_path / "w"))
+  summary = train_and_evaluate(tiny_config(**{"train.steps": 4}), str(tmp_path / "w"))
   assert summary["steps"] == 4
   assert sorted(os.listdir(tmp_path / "w")) == ["checkpoints"]  # orbax coordinates its own writes
 

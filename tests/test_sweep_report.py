@@ -5,12 +5,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from conftest import launch
 from zerodiverse import report, sweep
+from zerodiverse import workdir as workdirs
 from zerodiverse.errors import ConfigError
-from zerodiverse.train import trainer
+from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.checkpoint import Checkpointer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,11 +27,11 @@ def config_module(name):
 
 
 def test_grid_names_and_overrides():
-  grid = {"init": sweep.axis("model.init", ["constant", "he"]),
+  grid = {"init": sweep.axis("model.scheme", ["constant", "he"]),
           "b": {"none": {}, "rn": {"breaker": {"rounding_noise": True}}},
           "seed": sweep.axis("seed", [0, 1])}
   arms = sweep.expand(grid)
-  assert len(arms) == 8 and arms["he-rn-seed1"] == {"model": {"init": "he"}, "breaker": {"rounding_noise": True},
+  assert len(arms) == 8 and arms["he-rn-seed1"] == {"model": {"scheme": "he"}, "breaker": {"rounding_noise": True},
                                                     "seed": 1}
   assert sweep.label("breaker.rounding_noise", False) == "no_rounding_noise"
   assert sweep.label("breaker.init_noise", 0.001) == "init_noise1e-03"
@@ -60,7 +63,7 @@ def test_grid_sweep_resumes_a_killed_arm_and_reports_every_arm(tmp_path, monkeyp
 
   monkeypatch.setattr(Checkpointer, "save", save_then_die)
   with pytest.raises(Killed):
-    trainer.train_and_evaluate(arms["eps0-k1"], str(tmp_path / "eps0-k1"))
+    train_and_evaluate(arms["eps0-k1"], str(tmp_path / "eps0-k1"))
   monkeypatch.undo()
   assert not (tmp_path / "eps0-k1" / "summary.json").exists()
 
@@ -91,3 +94,41 @@ def test_grid_sweep_resumes_a_killed_arm_and_reports_every_arm(tmp_path, monkeyp
   assert "test data" in text
   for png in ("accuracy.png", "symmetry_over_time.png", "toy_grid.png"):
     assert (tmp_path / png).stat().st_size > 1000
+
+
+LONG_SWEEP = """from zerodiverse import defaults
+
+
+def get_config():
+  config = defaults.base()
+  config.model.depth, config.model.width = 10, 1
+  config.data.name, config.data.augment = "digits", False
+  config.train.epochs, config.train.steps, config.train.batch_size = 0.0, 100000, 16
+  config.train.log_every = config.train.eval_every = config.train.checkpoint_every = 100000
+  config.train.symmetry_every, config.train.progress = 100000, False
+  config.arms = {"long": {}}
+  return config
+"""
+
+
+def test_a_running_arm_is_not_started_twice_and_dies_with_its_sweep(tmp_path):
+  (tmp_path / "long_sweep.py").write_text(LONG_SWEEP)
+  args = ["--config", str(tmp_path / "long_sweep.py"), "--workdir", str(tmp_path / "w")]
+  parent = launch(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  arm = str(tmp_path / "w" / "long")
+  deadline = time.time() + 240
+  while time.time() < deadline and not (os.path.isdir(arm) and workdirs.in_use(arm)):
+    assert parent.poll() is None, parent.stdout.read().decode()[-2000:]
+    time.sleep(0.2)
+  holder = workdirs.in_use(arm)
+  assert holder and f"pid {parent.pid}" not in holder  # the arm's own process holds its workdir
+  rerun = launch(*args)
+  assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+  assert f"long: running in {holder}, not started again" in rerun.stdout
+  parent.kill()  # SIGKILL: the sweep gets no chance to stop its arm
+  parent.wait()
+  deadline = time.time() + 60
+  while time.time() < deadline and workdirs.in_use(arm):
+    time.sleep(0.2)
+  assert workdirs.in_use(arm) is None, "the arm outlived its sweep"
+  assert "the sweep that started this arm is gone" in (tmp_path / "w" / "long" / "log.txt").read_text()

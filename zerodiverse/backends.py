@@ -1,5 +1,15 @@
 """config.backend picks the framework that trains a run: "jax" (zerodiverse.train) or "torch" (the PyTorch
-twin, zerodiverse.torch_baseline, which needs the `torch` extra). Every other config field means the same."""
+twin, zerodiverse.torch_baseline, which needs the `torch` extra). Every other config field means the same.
+
+A backend is a class built as `Backend(config, dataset, stream, num_steps)` that holds the run's state and
+supplies what zerodiverse.run cannot do without a framework: `train_step(step)` (metrics with "loss",
+"accuracy", "grad_norm", "finite"), `evaluate()`, `lr(step)`, `host(value)`, `host_variables()` (params and
+batch stats in Flax names and layout), `open_checkpoints(dir)` (`steps()`, `path(step)`, `close()`),
+`save(ckpts, step, wall_seconds)`, `restore(ckpts, step)` (returns the wall seconds), `determinism()`,
+`device()`, `summary_fields()` and the class method `is_writer()`.
+"""
+
+import os
 
 from zerodiverse.errors import ConfigError
 
@@ -25,14 +35,18 @@ def check(config) -> str:
   return name
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Runs `config` in `workdir` with the trainer of config.backend; call after determinism.apply."""
-  if check(config) == "torch":
+def load(name: str):
+  """The backend class of config.backend=`name` (imported only when asked for)."""
+  if name not in NAMES:
+    raise ConfigError(f"config.backend={name!r} is not one of {NAMES}; set --config.backend=jax or torch")
+  if name == "torch":
+    # JAX only computes the initial numbers there: leave the GPU's memory to torch (before JAX's backend starts).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
       import torch  # pylint: disable=g-import-not-at-top,unused-import
     except ImportError as e:
       raise ConfigError("config.backend='torch' needs PyTorch: pip install -e '.[torch]'") from e
     from zerodiverse.torch_baseline import trainer  # pylint: disable=g-import-not-at-top
-  else:
-    from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
-  return trainer.train_and_evaluate(config, workdir)
+    return trainer.TorchBackend
+  from zerodiverse.train import trainer  # pylint: disable=g-import-not-at-top
+  return trainer.JaxBackend

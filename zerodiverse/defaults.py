@@ -2,11 +2,29 @@
 
 import ml_collections
 
+# The field that says how a model is initialized, by config.model.name (config.model.scheme otherwise).
+INIT_FIELDS = {"leakynet": "init_string", "mlp": "hidden_init"}
+# Fields that no longer exist, with what replaced them: the message a config that still sets one gets.
+RENAMED = {
+    "model.init": "config.model.init is split by meaning: set config.model.scheme (ConstNet and the "
+                  "pre-activation ResNets), config.model.init_string (LeakyNet) or config.model.hidden_init (mlp)",
+}
+
+
+def init_field(model_name: str) -> str:
+  """'scheme', 'init_string' or 'hidden_init': the field of config.model that initializes `model_name`."""
+  return INIT_FIELDS.get(model_name, "scheme")
+
+
+def init_of(model) -> str:
+  """The value of that field in a config.model (a ConfigDict or the dict of a summary or config.json)."""
+  return model[init_field(model["name"])]
+
 
 def base() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.determinism = "deterministic"  # or "default" (XLA left free; torch: cudnn.benchmark, nondeterministic ops)
+  config.determinism = "deterministic"  # or "nondeterministic_allowed" (determinism.py)
   config.backend = "jax"  # or "torch": the PyTorch twin (zerodiverse/torch_baseline, the `torch` extra)
   config.tf32 = False     # float32 matmuls/convs at full precision on both backends unless True
 
@@ -14,7 +32,9 @@ def base() -> ml_collections.ConfigDict:
   config.model.name = "constnet"
   config.model.depth = 16
   config.model.width = 10        # ConstNet: widen factor k; mlp: hidden units
-  config.model.init = "constant"  # ConstNet: constant | he; mlp: an initializer name
+  config.model.scheme = "constant"  # ConstNet: constant | he; the pre-activation ResNets: models/preact.py
+  config.model.init_string = "1_iiii_11ii_iiii"  # LeakyNet: the per-layer init string (models/leakynet.py)
+  config.model.hidden_init = "he_normal"  # mlp: the hidden layer's initializer name (models/mlp.py)
   config.model.unique_features = 0  # mlp only: distinct hidden features (0 = all)
   config.model.ll_base = "orthogonal"   # looks_linear / risotto schemes: orthogonal | gaussian
   config.model.zero_convention = "paper"  # zero (ZerO) scheme: paper | notebook (1/sqrt(2) of the paper's)

@@ -2,15 +2,17 @@
 
 `deterministic` (the default) asks XLA for run-to-run bitwise reproducible kernels on GPU (no atomics in
 reductions or scatters, deterministic autotuning), so the only source of symmetry breaking left is what
-the config switches on through PRNG keys. `default` leaves XLA free, as a
-user who never thought about determinism would run it. Both pin the PRNG implementation, so that a JAX
-upgrade cannot silently change every seed.
+the config switches on through PRNG keys. `nondeterministic_allowed` leaves XLA free, as a user who never
+thought about determinism would run it (for the PyTorch twin: cudnn.benchmark on, nondeterministic
+algorithms allowed; torch_baseline/determinism.py). Both pin the PRNG implementation, so that a JAX upgrade
+cannot silently change every seed.
 """
 
 import os
 from zerodiverse.errors import ConfigError
 
-MODES = ("deterministic", "default")
+MODES = ("deterministic", "nondeterministic_allowed")
+RENAMED_MODES = {"default": "nondeterministic_allowed"}
 
 # XLA_FLAGS for `deterministic`. The CPU backend is deterministic for a fixed thread count already; these
 # matter on GPU. Every flag here must exist in the jaxlib in use: XLA aborts on unknown flags.
@@ -21,6 +23,15 @@ DETERMINISTIC_XLA_FLAGS = (
 PRNG_IMPL = "threefry2x32"
 DETERMINISTIC_MATMUL_PRECISION = "highest"
 TF32_MATMUL_PRECISION = "tensorfloat32"
+
+
+def check_mode(mode: str) -> None:
+  if mode in RENAMED_MODES:
+    raise ConfigError(f"config.determinism={mode!r} is now called {RENAMED_MODES[mode]!r} (what it does); "
+                      f"set --config.determinism={RENAMED_MODES[mode]}")
+  if mode not in MODES:
+    raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; "
+                      "set --config.determinism=deterministic or nondeterministic_allowed")
 
 
 def _backend_started() -> bool:
@@ -34,11 +45,10 @@ def apply(mode: str, tf32: bool = False) -> dict:
   Precision is pinned in both modes (config.tf32): float32 matmuls/convs at "highest" unless `tf32`, so
   that comparing modes or backends compares kernels, not precisions.
   """
-  if mode not in MODES:
-    raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; set --config.determinism=deterministic or default")
+  check_mode(mode)
   import jax  # pylint: disable=g-import-not-at-top
   flags = os.environ.get("XLA_FLAGS", "").split()
-  # `default` also removes these flags when a parent process (a sweep, a test runner) left them set.
+  # `nondeterministic_allowed` also removes these flags when a parent process (a sweep, a test runner) left them set.
   wanted = ([f for f in flags if f not in DETERMINISTIC_XLA_FLAGS] +
             (list(DETERMINISTIC_XLA_FLAGS) if mode == "deterministic" else []))
   if sorted(wanted) != sorted(flags):

@@ -3,6 +3,7 @@
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import sys
@@ -43,11 +44,22 @@ def device() -> dict:
           "host_cpus": os.cpu_count()}
 
 
+def strict(obj):
+  """`obj` with every NaN or infinite float as None: strict JSON, which has no NaN or Infinity."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: strict(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [strict(v) for v in obj]
+  return obj
+
+
 def write_json(path: str, obj) -> None:
-  """Writes `obj` to `path` atomically (a reader never sees half a file)."""
+  """Writes `obj` to `path` atomically (a reader never sees half a file), as strict JSON."""
   tmp = f"{path}.tmp"
   with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+    json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write("\n")
   os.replace(tmp, path)
 

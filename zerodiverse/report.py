@@ -23,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-from zerodiverse import breakers, symmetry  # pylint: disable=g-import-not-at-top
+from zerodiverse import breakers, defaults, symmetry  # pylint: disable=g-import-not-at-top
 
 SEED = re.compile(r"(^|-)seed\d+(?=-|$)")
 
@@ -141,7 +141,7 @@ def eps_series(arms: list) -> dict:
     name, eps = breaker_of(arm["config"])
     if name == "none" or "+" in name:
       continue
-    out.setdefault((arm["config"]["model"]["init"], name), {}).setdefault(eps, []).append(arm)
+    out.setdefault((defaults.init_of(arm["config"]["model"]), name), {}).setdefault(eps, []).append(arm)
   return {k: sorted(v.items()) for k, v in out.items() if len(v) >= 2}
 
 
@@ -184,13 +184,13 @@ def fig_vs_eps(series: dict, data: str, path: str) -> None:
 
 def fig_leakynet(arms: list, data: str, path: str) -> None:
   done = [a for a in arms if a["summary"]]
-  inits = sorted({a["config"]["model"]["init"] for a in done}, key=lambda s: (s.count("1"), s))
+  inits = sorted({defaults.init_of(a["config"]["model"]) for a in done}, key=lambda s: (s.count("1"), s))
   kinds = sorted({breaker_of(a["config"])[0] for a in done})
   fig, ax = plt.subplots(figsize=(max(6, len(inits) * 1.1), 4))
   for j, kind in enumerate(kinds):
     for i, init in enumerate(inits):
       vals = [a["summary"]["final_test_accuracy"] for a in done
-              if a["config"]["model"]["init"] == init and breaker_of(a["config"])[0] == kind]
+              if defaults.init_of(a["config"]["model"]) == init and breaker_of(a["config"])[0] == kind]
       if vals:
         ax.bar(i + (j - (len(kinds) - 1) / 2) * 0.8 / len(kinds), statistics.mean(vals), 0.8 / len(kinds),
                color=f"C{j}", label=kind if i == 0 else None)
@@ -265,7 +265,7 @@ def write(workdir: str, data_note: str = "") -> str:
     cfg = members[0]["config"]
     name, eps = breaker_of(cfg)
     if not finished:
-      lines.append(f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | 0 "
+      lines.append(f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | 0 "
                    "| not finished | | | | | | |")
       continue
     channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
@@ -274,7 +274,7 @@ def write(workdir: str, data_note: str = "") -> str:
     steps = [breaking_step(a) for a in finished]
     spreads = [max(m["spread"] for m in a["symmetry"][-1]["layers"].values()) for a in finished if a["symmetry"]]
     lines.append(
-        f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | {len(finished)} "
+        f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | {len(finished)} "
         f"| {mean_sd([a['summary']['final_test_accuracy'] for a in finished])} "
         f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
         f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "

@@ -1,13 +1,14 @@
 """Sweeps: a config with `arms` runs each arm in its own process and workdir, then prints one table.
 
-`config.arms` maps an arm name to nested overrides of the base config ({"model": {"init": "he"}}). Arm A
+`config.arms` maps an arm name to nested overrides of the base config ({"model": {"scheme": "he"}}). Arm A
 runs in WORKDIR/A as `python -m zerodiverse.sweep WORKDIR/A` (its own process, so determinism settings
-apply before its JAX backend starts). Re-running the sweep skips finished arms and resumes unfinished ones;
-a failed arm is reported and does not stop the others.
+apply before its JAX backend starts), which reads the arm's config from its stdin. Re-running the sweep skips
+finished arms, resumes unfinished ones and leaves alone arms another sweep is running; a failed arm is reported
+and does not stop the others.
 
 `config.grid` (optional, with or instead of `arms`) maps an axis name to {label: nested overrides}; the
 arms are the cross product of the axes, named by their labels joined with "-" (e.g. "constant-rounding-s0"),
-plus any explicit `arms`. `axis("model.init", ["constant", "he"])` builds an axis over one field with
+plus any explicit `arms`. `axis("model.scheme", ["constant", "he"])` builds an axis over one field with
 readable labels (strings as they are, numbers as field name + value, booleans as the name or no_name).
 """
 
@@ -17,16 +18,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import ml_collections
 
-from zerodiverse import breakers
-from zerodiverse.errors import ConfigError, UserError
+from zerodiverse import breakers, defaults
+from zerodiverse import run as zrun
+from zerodiverse import workdir as workdirs
+from zerodiverse.errors import ConfigError
 
 
 def nested(field: str, value) -> dict:
-  """{"model": {"init": v}} for field "model.init"."""
+  """{"model": {"scheme": v}} for field "model.scheme"."""
   out = value
   for part in reversed(field.split(".")):
     out = {part: out}
@@ -83,7 +87,7 @@ def arm_configs(config: ml_collections.ConfigDict) -> dict:
       raise ConfigError(f"config.arms.{name}: the grid already makes an arm of that name")
     arms[name] = overrides
   if not arms:
-    raise ConfigError("config.arms is empty; give at least one arm, e.g. {'he': {'model': {'init': 'he'}}}")
+    raise ConfigError("config.arms is empty; give at least one arm, e.g. {'he': {'model': {'scheme': 'he'}}}")
   out = {}
   for name, overrides in arms.items():
     if not name.replace("_", "").replace("-", "").isalnum():
@@ -97,28 +101,48 @@ def arm_configs(config: ml_collections.ConfigDict) -> dict:
 def _override(cfg: ml_collections.ConfigDict, overrides: dict, where: str) -> None:
   for key, value in overrides.items():
     if key not in cfg:
+      dotted = f"{where}.{key}".split(".", 3)[-1]
+      if dotted in defaults.RENAMED:
+        raise ConfigError(f"{where}.{key}: {defaults.RENAMED[dotted]}")
       raise ConfigError(f"{where}.{key}: the base config has no field {key!r}; check the spelling")
     if isinstance(value, dict):
       _override(cfg[key], value, f"{where}.{key}")
-    else:
+      continue
+    try:
       cfg[key] = value  # ConfigDict checks the type against the base field's
+    except TypeError:
+      raise ConfigError(f"{where}.{key}={value!r}: the base config's field is a {type(cfg[key]).__name__}; "
+                        "give a value of that type") from None
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, workers: int = 1) -> int:
-  """Runs every arm not yet finished, `workers` at a time; prints and saves the table; 0 if all succeeded."""
-  from zerodiverse.train.trainer import claim_workdir  # pylint: disable=g-import-not-at-top
+  """Runs every arm not yet finished, `workers` at a time; prints and saves the table; 0 if all succeeded.
+
+  An arm whose workdir another process holds (a sweep started twice) is reported as running, not started
+  again. Each arm's process stops when this one goes (it watches its stdin, a pipe from here), so a killed
+  sweep leaves no arm training on its own.
+  """
+  workdirs.make(workdir)
   arms = arm_configs(config)
-  for name, arm in arms.items():
-    claim_workdir(arm, os.path.join(workdir, name))
+  for arm in arms.values():
+    zrun.check_config(arm)
 
   def launch(name):
     arm_dir = os.path.join(workdir, name)
     if os.path.exists(os.path.join(arm_dir, "summary.json")):
       return name, "done before", 0.0
+    holder = workdirs.in_use(arm_dir) if os.path.isdir(arm_dir) else None
+    if holder:
+      return name, f"running in {holder}, not started again", 0.0
+    workdirs.make(arm_dir)
     t0 = time.time()
     with open(os.path.join(arm_dir, "log.txt"), "a") as log:
-      code = subprocess.call([sys.executable, "-m", "zerodiverse.sweep", arm_dir], stdout=log,
-                             stderr=subprocess.STDOUT)
+      child = subprocess.Popen([sys.executable, "-m", "zerodiverse.sweep", arm_dir], stdin=subprocess.PIPE,
+                               stdout=log, stderr=subprocess.STDOUT)
+      child.stdin.write((arms[name].to_json() + "\n").encode())
+      child.stdin.flush()
+      code = child.wait()  # stdin stays open until then: its end tells the arm this process is gone
+      child.stdin.close()
     return name, ("ok" if code == 0 else f"FAILED (exit {code}, see {arm_dir}/log.txt)"), time.time() - t0
 
   print(f"Sweep of {len(arms)} arms in {workdir}, {workers} at a time.", flush=True)
@@ -150,12 +174,12 @@ def summary_table(workdir: str, arms: dict, status: dict) -> str:
   for name, arm in arms.items():
     path = os.path.join(workdir, name, "summary.json")
     if not os.path.exists(path):
-      lines.append(f"| {name} | {arm.model.init} | {_breakers(arm)} | {status.get(name, 'not run')} | | | | | |")
+      lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {status.get(name, 'not run')} | | | | | |")
       continue
     with open(path) as f:
       s = json.load(f)
     channels = s["distinct_channels"].values()
-    lines.append(f"| {name} | {arm.model.init} | {_breakers(arm)} | {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
+    lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
                  f"| {min(channels)}-{max(channels)} | {s['steps']} | {s['wall_seconds']:.0f} "
                  f"| {s['param_fingerprint'][:12]} |")
   return "\n".join(lines)
@@ -167,21 +191,21 @@ def _breakers(arm) -> str:
   return ", ".join(on) or "none"
 
 
+def _stop_when_parent_goes() -> None:
+  """Reads stdin to its end (the sweep process closing its pipe, or dying), then ends this process."""
+  sys.stdin.buffer.read()
+  print("error: the sweep that started this arm is gone; rerun the sweep to resume it", file=sys.stderr,
+        flush=True)
+  os._exit(3)  # pylint: disable=protected-access  (no cleanup: as if killed; the run resumes from its checkpoint)
+
+
 def run_arm(arm_dir: str) -> int:
-  """Trains the arm whose config.json is in `arm_dir` (the child process of `run`)."""
-  with open(os.path.join(arm_dir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  """Trains the arm whose config comes as one JSON line on stdin (the child process of `run`)."""
+  config = ml_collections.ConfigDict(json.loads(sys.stdin.buffer.readline()))
+  threading.Thread(target=_stop_when_parent_goes, daemon=True).start()
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  from zerodiverse import process  # pylint: disable=g-import-not-at-top
-  process.start(config)
-  from zerodiverse import backends  # pylint: disable=g-import-not-at-top
-  try:
-    backends.train_and_evaluate(config, arm_dir)  # config.backend: jax or torch
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0
+  return zrun.main(config, arm_dir)
 
 
 if __name__ == "__main__":

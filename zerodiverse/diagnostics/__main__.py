@@ -23,8 +23,9 @@ import numpy as np
 
 
 def _model(name, init, depth, width):
-  from zerodiverse import models
-  return models.build(ml_collections.ConfigDict(dict(name=name, depth=depth, width=width, init=init)), 10)
+  from zerodiverse import defaults, models
+  return models.build(ml_collections.ConfigDict({"name": name, "depth": depth, "width": width,
+                                                 defaults.init_field(name): init}), 10)
 
 
 def run_signal(args) -> dict:

@@ -4,8 +4,8 @@ Depth D gives (D - 4) / 3 blocks per stage, 3 stages of widths 16k, 32k, 64k aft
 Block: h = BN(x); r = Conv3x3(ReLU(h)) [-> dropout]; out = x + r, or Conv1x1_stride(h) + r where the
 width or stride changes. Head: ReLU, global average pool, Dense. No final BN, no conv bias.
 
-init="constant" (the paper's): stem centre tap 1/in, residual convs 0, shortcuts 1/in, head 0, so every
-feature is identical and every residual branch outputs 0 at init. init="he" (the random arm): residual
+scheme="constant" (the paper's): stem centre tap 1/in, residual convs 0, shortcuts 1/in, head 0, so every
+feature is identical and every residual branch outputs 0 at init. scheme="he" (the random arm): residual
 N(0, 2/(9 out)), stem N(0, 1/(9 out)), shortcuts N(0, 1/out) (fan-out), head 0.
 """
 
@@ -60,14 +60,14 @@ class ConstNet(nn.Module):
   num_classes: int
   depth: int = 16
   width: int = 10
-  scheme: str = "constant"  # config.model.init
+  scheme: str = "constant"  # config.model.scheme
   dropout: float = 0.0
 
   def __post_init__(self):
     if (self.depth - 4) % 3 or self.depth < 7:
       raise ConfigError(f"config.model.depth={self.depth}: ConstNet needs depth = 3n + 4 with n >= 1 (7, 10, 16, ...)")
     if self.scheme not in SCHEMES:
-      raise ConfigError(f"config.model.init={self.scheme!r}: ConstNet knows {sorted(SCHEMES)}")
+      raise ConfigError(f"config.model.scheme={self.scheme!r}: ConstNet knows {sorted(SCHEMES)}")
     if self.width < 1:
       raise ConfigError(f"config.model.width={self.width}: the widen factor must be >= 1")
     if not 0 <= self.dropout < 1:
@@ -101,4 +101,4 @@ def param_group(name: str) -> str:
 
 
 def build(cfg, num_classes: int, dropout: float = 0.0) -> nn.Module:
-  return ConstNet(num_classes=num_classes, depth=cfg.depth, width=cfg.width, scheme=cfg.init, dropout=dropout)
+  return ConstNet(num_classes=num_classes, depth=cfg.depth, width=cfg.width, scheme=cfg.scheme, dropout=dropout)

@@ -1,7 +1,7 @@
 """LeakyNet (Blumenfeld, Gilboa & Soudry 2020, science.md section 3): a plain CNN, no skips, whose init
 string controls how well symmetry can be broken.
 
-`config.model.init` is a string like "1_iiii_11ii_iiii": the first group is the stem, each further group a
+`config.model.init_string` is a string like "1_iiii_11ii_iiii": the first group is the stem, each further group a
 stage (widths 16k, 32k, 64k, ... with k = config.model.width; stride 2 at the first layer of every stage
 after the first); the paper's D=16 layout is stem + 3 stages of 4. config.model.depth is not used: the
 string fixes the depth. Layer l (the stem is l = 0) computes LeakyReLU_a(Conv3x3(x + b_l)) with a learnable
@@ -35,7 +35,7 @@ def base_init(char: str):
     return inits.get("dirac")
   if char == "1":
     return inits.get("channel_average")
-  raise ConfigError(f"config.model.init: LeakyNet layer code {char!r} is not one of 'h', 'i', '1'")
+  raise ConfigError(f"config.model.init_string: LeakyNet layer code {char!r} is not one of 'h', 'i', '1'")
 
 
 def scaled(init, gain: float):
@@ -46,11 +46,11 @@ def parse(init: str) -> list:
   """[(char, features multiplier index, stride)] per layer from an init string like '1_iiii_11ii_iiii'."""
   groups = init.split("_")
   if len(groups) < 2 or any(not g for g in groups) or set(init) - set("hi1_"):
-    raise ConfigError(f"config.model.init={init!r}: LeakyNet wants a stem code and stage groups of h/i/1 "
+    raise ConfigError(f"config.model.init_string={init!r}: LeakyNet wants a stem code and stage groups of h/i/1 "
                       f"joined by '_', e.g. '1_iiii_11ii_iiii' (the paper's: {', '.join(PAPER_GRID)})")
   layers = [(groups[0][0], -1, 1)] if len(groups[0]) == 1 else None
   if layers is None:
-    raise ConfigError(f"config.model.init={init!r}: the stem group is one character (h, i or 1)")
+    raise ConfigError(f"config.model.init_string={init!r}: the stem group is one character (h, i or 1)")
   for stage, group in enumerate(groups[1:]):
     layers += [(c, stage, 2 if stage > 0 and j == 0 else 1) for j, c in enumerate(group)]
   return layers
@@ -76,7 +76,7 @@ class Layer(nn.Module):
 
 class LeakyNet(nn.Module):
   num_classes: int
-  code: str = "1_iiii_11ii_iiii"  # config.model.init (a Module field cannot be named init)
+  code: str = "1_iiii_11ii_iiii"  # config.model.init_string
   width: int = 10
 
   def __post_init__(self):
@@ -112,4 +112,4 @@ def param_group(name: str) -> str:
 def build(cfg, num_classes: int, dropout: float = 0.0) -> nn.Module:
   if dropout:
     raise ConfigError(f"config.breaker.dropout={dropout}: LeakyNet has no residual branch; set it to 0")
-  return LeakyNet(num_classes=num_classes, code=cfg.init, width=cfg.width)
+  return LeakyNet(num_classes=num_classes, code=cfg.init_string, width=cfg.width)

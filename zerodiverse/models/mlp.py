@@ -4,7 +4,7 @@
 weights (the hidden kernel's columns) and its outgoing weights (the head kernel's rows), so duplicates get
 identical gradients and stay identical under exact SGD, as the paper's duplicated features do. Duplicating
 only the incoming weights would not do: a random head sends each copy a different gradient. 0 = all units
-distinct. Both layers draw He-normal (the hidden one from config.model.init) with zero biases.
+distinct. Both layers draw He-normal (the hidden one from config.model.hidden_init) with zero biases.
 """
 
 import flax.linen as nn
@@ -17,7 +17,7 @@ from zerodiverse.errors import ConfigError
 class MLP(nn.Module):
   num_classes: int
   width: int = 512
-  hidden_init: str = "he_normal"  # config.model.init
+  hidden_init: str = "he_normal"  # config.model.hidden_init
   unique_features: int = 0
 
   def __post_init__(self):
@@ -58,5 +58,5 @@ def param_group(name: str) -> str:
 def build(cfg, num_classes: int, dropout: float = 0.0) -> nn.Module:
   if dropout:
     raise ConfigError(f"config.breaker.dropout={dropout}: the mlp has no residual branch; set it to 0")
-  return MLP(num_classes=num_classes, width=cfg.width, hidden_init=cfg.init,
+  return MLP(num_classes=num_classes, width=cfg.width, hidden_init=cfg.hidden_init,
              unique_features=cfg.get("unique_features", 0))

@@ -6,7 +6,7 @@ Block: h = ReLU(BN(x)); r = the branch's convs on h with BN-ReLU between them; o
 Conv1x1_stride(h) + r where the width or stride changes. Stride sits on the first conv (basic) or the 3x3
 (bottleneck). Convs have no bias; padding is PyTorch's k // 2.
 
-Schemes (config.model.init):
+Schemes (config.model.scheme):
   he                He normal (fan-in) convs, LeCun-normal head, BN.
   delta_orthogonal  Xiao et al.: orthogonal centre taps (no conv may shrink the width), orthogonal head, BN.
   looks_linear      Burkholz & Dubatovka, orthogonal base (config.model.ll_base: orthogonal | gaussian):
@@ -68,22 +68,22 @@ class Arch:
 
 
 def check_scheme(scheme: str, arch: Arch, model: str) -> None:
-  """ConfigError, naming config.model.init, when `scheme` cannot initialize `arch`."""
+  """ConfigError, naming config.model.scheme, when `scheme` cannot initialize `arch`."""
   if scheme not in SCHEMES:
-    raise ConfigError(f"config.model.init={scheme!r}: {model} knows {SCHEMES}")
+    raise ConfigError(f"config.model.scheme={scheme!r}: {model} knows {SCHEMES}")
   shapes = arch.conv_shapes()
   if scheme in ("looks_linear", "risotto"):
     odd = [(n, o) for n, _, o in shapes if o % 2]
     if odd:
-      raise ConfigError(f"config.model.init={scheme!r}: looks-linear layers need even widths, but {odd[0][0]} "
+      raise ConfigError(f"config.model.scheme={scheme!r}: looks-linear layers need even widths, but {odd[0][0]} "
                         f"has {odd[0][1]} channels; choose an even config.model.width")
   if scheme == "risotto" and arch.bottleneck:
-    raise ConfigError(f"config.model.init='risotto': {model}'s bottleneck blocks shrink the width, so no "
+    raise ConfigError(f"config.model.scheme='risotto': {model}'s bottleneck blocks shrink the width, so no "
                       "looks-linear block can be an isometry there; use wrn or resnet18")
   if scheme == "delta_orthogonal":
     shrink = [(n, i, o) for n, i, o in shapes if i > o]
     if shrink:
-      raise ConfigError(f"config.model.init='delta_orthogonal': {shrink[0][0]} maps {shrink[0][1]} to "
+      raise ConfigError(f"config.model.scheme='delta_orthogonal': {shrink[0][0]} maps {shrink[0][1]} to "
                         f"{shrink[0][2]} channels, but delta-orthogonal needs in <= out; choose another init")
 
 
@@ -273,11 +273,11 @@ def param_group(name: str) -> str:
 
 
 def build_arch(cfg, num_classes: int, dropout: float, arch: Arch, model: str) -> nn.Module:
-  """The PreActResNet of `arch` under config.model.init, checked for applicability first."""
-  check_scheme(cfg.init, arch, model)
+  """The PreActResNet of `arch` under config.model.scheme, checked for applicability first."""
+  check_scheme(cfg.scheme, arch, model)
   if not 0 <= dropout < 1:
     raise ConfigError(f"config.breaker.dropout={dropout}: a rate in [0, 1)")
-  opts = Options(scheme=cfg.init, num_branches=sum(arch.blocks), branch_layers=arch.branch_layers,
+  opts = Options(scheme=cfg.scheme, num_branches=sum(arch.blocks), branch_layers=arch.branch_layers,
                  ll_base=cfg.get("ll_base", "orthogonal"), zero_convention=cfg.get("zero_convention", "paper"))
   if opts.ll_base not in inits.looks_linear.BASES:
     raise ConfigError(f"config.model.ll_base={opts.ll_base!r}: choose one of {inits.looks_linear.BASES}")

@@ -34,3 +34,6 @@ class Checkpointer:
 
   def restore(self, step: int, map_location=None) -> dict:
     return torch.load(self.path(step), map_location=map_location, weights_only=True)
+
+  def close(self) -> None:
+    """Saves are synchronous: nothing is left to wait for."""

@@ -1,6 +1,6 @@
 """PyTorch's determinism and precision settings for config.determinism, applied before CUDA starts.
 
-- "default": the paper's setting: cudnn.benchmark on (autotuned, possibly nondeterministic kernels),
+- "nondeterministic_allowed": the paper's setting: cudnn.benchmark on (autotuned, possibly nondeterministic kernels),
   nondeterministic algorithms allowed; on a GPU this is where symmetry breaks by accident.
 - "deterministic": torch.use_deterministic_algorithms(True) (an op without a deterministic implementation
   raises), cudnn.benchmark off, cudnn.deterministic on, CUBLAS_WORKSPACE_CONFIG=:4096:8 (set before CUDA
@@ -12,15 +12,13 @@ import os
 
 import torch
 
-from zerodiverse.errors import ConfigError
+from zerodiverse.determinism import check_mode
 
-MODES = ("deterministic", "default")
 CUBLAS_WORKSPACE = ":4096:8"
 
 
 def apply(mode: str, tf32: bool = False) -> dict:
-  if mode not in MODES:
-    raise ConfigError(f"config.determinism={mode!r} is not one of {MODES}; set --config.determinism=deterministic or default")
+  check_mode(mode)
   deterministic = mode == "deterministic"
   if deterministic:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)

@@ -1,6 +1,6 @@
 """LeakyNet in PyTorch (science.md section 3), the twin of zerodiverse/models/leakynet.py (issue 3).
 
-A plain CNN whose layout comes from the init string (config.model.init, e.g. "1_iiii_11ii_iiii"): a stem
+A plain CNN whose layout comes from the init string (config.model.init_string, e.g. "1_iiii_11ii_iiii"): a stem
 3x3 conv to 16 channels, then one stage per further group (16k, 32k, 64k, ... channels, stride 2 at the
 first layer of every stage after the first). Layer l computes LeakyReLU_a(Conv3x3(x + b_l)) with a
 learnable scalar b_l and a = 0.01; BN follows the activation on odd l. Head: global mean (no ReLU), Dense.
@@ -38,7 +38,7 @@ def layout(code: str) -> list[tuple[int, int]]:
   """[(stage, stride)] per layer of an init string; stage -1 is the stem."""
   groups = code.split("_")
   if len(groups) < 2 or len(groups[0]) != 1 or any(not g for g in groups) or set(code) - set("hi1_"):
-    raise ConfigError(f"config.model.init={code!r}: LeakyNet wants a one-character stem code and stage groups "
+    raise ConfigError(f"config.model.init_string={code!r}: LeakyNet wants a one-character stem code and stage groups "
                       "of h/i/1 joined by '_', e.g. '1_iiii_11ii_iiii'")
   return [(-1, 1)] + [(stage, 2 if stage > 0 and j == 0 else 1)
                       for stage, group in enumerate(groups[1:]) for j in range(len(group))]
@@ -66,4 +66,4 @@ class LeakyNet(nn.Module):
 def build(cfg, num_classes: int, image_shape: tuple, dropout: float = 0.0) -> LeakyNet:
   if dropout:
     raise ConfigError(f"config.breaker.dropout={dropout}: LeakyNet has no residual branch; set it to 0")
-  return LeakyNet(num_classes, cfg.init, cfg.width, in_channels=image_shape[-1])
+  return LeakyNet(num_classes, cfg.init_string, cfg.width, in_channels=image_shape[-1])

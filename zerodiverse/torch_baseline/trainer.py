@@ -1,8 +1,7 @@
-"""train_and_evaluate(config, workdir) for config.backend = "torch": the JAX trainer's run, in PyTorch.
+"""The backend of config.backend = "torch" (zerodiverse.run drives it): the JAX backend's run, in PyTorch.
 
-The same workdir contract as zerodiverse.train.trainer (config.json, metrics.jsonl with the same keys,
-checkpoints/, summary.json with the same keys plus "backend"), the same batches (data.TrainStream, NHWC ->
-NCHW), the same initial numbers (the JAX initializers and init-noise breaker, converted), the same recipe
+The same run (zerodiverse.run: metrics.jsonl with the same keys, summary.json with the same keys plus
+"backend"), the same batches (data.TrainStream, NHWC -> NCHW), the same initial numbers (the JAX initializers and init-noise breaker, converted), the same recipe
 (SGD momentum, coupled weight decay, the step schedule of train/optim.py). What differs is the kernels,
 which is the point. Residual dropout draws from torch's RNG seeded per step from (seed, "dropout", step),
 so its masks are reproducible and resumable but not JAX's masks.
@@ -10,24 +9,20 @@ so its masks are reproducible and resumable but not JAX's masks.
 
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-import tqdm
 from torch.nn import functional as F
 
-from zerodiverse import breakers, data, models, record, rng, symmetry
-from zerodiverse.errors import Diverged, WorkdirError
+from zerodiverse import breakers, models, rng
+from zerodiverse.errors import WorkdirError
 from zerodiverse.torch_baseline import convert
 from zerodiverse.torch_baseline import determinism as torch_determinism
 from zerodiverse.torch_baseline import models as torch_models
 from zerodiverse.torch_baseline.checkpoint import Checkpointer
 from zerodiverse.train import optim
-from zerodiverse.train import trainer as jax_trainer
-from zerodiverse.train.metrics_log import MetricsLog
 from zerodiverse.train.step import init_state
 
 
@@ -107,91 +102,61 @@ def device_record(device: torch.device) -> dict:
           "torch_cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None}
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains `config` with PyTorch in `workdir` (resuming if it holds a checkpoint); returns the summary."""
-  # JAX only computes the initial numbers here: leave the GPU's memory to torch (before JAX's backend starts).
-  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-  workdir = os.path.abspath(workdir)
-  jax_trainer.check_config(config)
-  determinism = torch_determinism.apply(config.determinism, config.get("tf32", False))
-  jax_trainer.claim_workdir(config, workdir)
-  device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class TorchBackend:
+  """The PyTorch backend of a run (zerodiverse.run drives it): one device, torch's own kernels."""
 
-  dataset = data.load(config.data)
-  stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
-  num_steps = jax_trainer.total_steps(config.train, stream.steps_per_epoch)
-  model = initial_model(config, dataset, stream.batch(0)["image"][:1], device)
-  opt, sched = make_optimizer(model, config.train, num_steps)
-  lr_at = lambda step: config.train.lr * lr_factor(config.train, num_steps)(step)
+  def __init__(self, config, dataset, stream, num_steps: int):
+    self.config, self.dataset, self.stream = config, dataset, stream
+    self._determinism = torch_determinism.apply(config.determinism, config.get("tf32", False))
+    self.device_ = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    self.model = initial_model(config, dataset, stream.batch(0)["image"][:1], self.device_)
+    self.opt, self.sched = make_optimizer(self.model, config.train, num_steps)
+    factor = lr_factor(config.train, num_steps)
+    self.lr = lambda step: config.train.lr * factor(step)
 
-  # Symmetry metrics on the weights in Flax layout; activations through the JAX twin of the same weights
-  # (deterministic), so both backends log the same records and symmetry_breaking_step means the same thing.
-  probe = symmetry.make_probe(models.build(config.model, dataset.num_classes, config.breaker.dropout))
-  probe_images = next(dataset.eval_batches(config.train.probe_batch_size))["image"]
+  @staticmethod
+  def is_writer() -> bool:
+    return True
 
-  def log_symmetry(step):
-    params, batch_stats = convert.to_flax(model)
-    log.write({"step": step, "split": "symmetry", **symmetry.record(params, batch_stats, probe, probe_images)})
+  def train_step(self, step: int) -> dict:
+    images, labels = to_torch(self.stream.batch(step), self.device_)
+    torch.manual_seed(step_seed(self.config.seed, "dropout", step))  # dropout masks fixed by (seed, step)
+    return train_step(self.model, self.opt, self.sched, images, labels)
 
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-  wall_before = 0.0
-  start = ckpt.latest_step() or 0
-  if start:
-    saved = ckpt.restore(start, map_location=device)
-    if saved["seed"] != config.seed:
-      raise WorkdirError(f"{workdir}/checkpoints: step {start} was saved with seed {saved['seed']}")
-    model.load_state_dict(saved["model"])
-    opt.load_state_dict(saved["optimizer"])
-    sched.load_state_dict(saved["scheduler"])
-    wall_before = float(saved["wall_seconds"])
-    print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
-  log.truncate_after(start)
-  if start == 0:
-    log_symmetry(0)
+  def evaluate(self) -> dict:
+    return evaluate(self.model, self.dataset, self.config.train.eval_batch_size, self.device_)
 
-  t0 = time.time()
-  finite, window, last_good = torch.tensor(True, device=device), [], start
-  progress = tqdm.tqdm(total=num_steps, initial=start, disable=not config.train.progress, unit="step",
-                       dynamic_ncols=True)
-  for step in range(start, num_steps):
-    images, labels = to_torch(stream.batch(step), device)
-    torch.manual_seed(step_seed(config.seed, "dropout", step))  # dropout masks fixed by (seed, step)
-    metrics = train_step(model, opt, sched, images, labels)
-    finite = finite & metrics["finite"]
-    window.append(metrics)
-    done = step + 1
-    is_last = done == num_steps
-    if done % config.train.log_every == 0 or is_last or done % config.train.checkpoint_every == 0:
-      if not bool(finite):
-        raise Diverged(f"loss or gradients became NaN/inf between steps {last_good} and {done}; the last good "
-                       f"checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints; lower "
-                       "config.train.lr or change the config, in a new --workdir")
-      last_good = done
-    if done % config.train.log_every == 0 or is_last:
-      means = {k: float(torch.stack([m[k] for m in window]).float().mean()) for k in ("loss", "accuracy", "grad_norm")}
-      window = []
-      log.write({"step": done, "split": "train", "lr": float(lr_at(step)), **means})
-      progress.set_postfix(loss=f"{means['loss']:.4f}")
-    if done % config.train.eval_every == 0 or is_last:
-      log.write({"step": done, "split": "test", **evaluate(model, dataset, config.train.eval_batch_size, device)})
-    if done % config.train.symmetry_every == 0 or done % config.train.eval_every == 0 or is_last:
-      log_symmetry(done)
-    if done % config.train.checkpoint_every == 0 or is_last:
-      ckpt.save(done, {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                       "step": done, "seed": config.seed, "data_position": stream.position(done),
-                       "wall_seconds": wall_before + time.time() - t0})
-    progress.update(1)
-  progress.close()
+  @staticmethod
+  def host(value) -> np.ndarray:
+    return value.detach().cpu().numpy()
 
-  records = log.records()
-  evals = [r for r in records if r["split"] == "test"]
-  if not evals or evals[-1]["step"] != num_steps:
-    records.append({"step": num_steps, "split": "test",
-                    **evaluate(model, dataset, config.train.eval_batch_size, device)})
-  params, _ = convert.to_flax(model)  # Flax names and layouts: the same fingerprint and per-layer keys
-  summary = {"backend": "torch", **record.run_summary(
-      config, params, records, num_steps, stream.steps_per_epoch, wall_before + time.time() - t0,
-      dataset.source, determinism, device_record(device), start)}
-  record.write_json(os.path.join(workdir, "summary.json"), summary)
-  return summary
+  def host_variables(self) -> tuple:
+    return convert.to_flax(self.model)  # Flax names and layouts: the same fingerprint and per-layer keys
+
+  @staticmethod
+  def open_checkpoints(directory: str) -> Checkpointer:
+    return Checkpointer(directory)
+
+  def save(self, ckpts: Checkpointer, step: int, wall_seconds: float) -> None:
+    ckpts.save(step, {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                      "scheduler": self.sched.state_dict(), "step": step, "seed": self.config.seed,
+                      "data_position": self.stream.position(step), "wall_seconds": wall_seconds})
+
+  def restore(self, ckpts: Checkpointer, step: int) -> float:
+    saved = ckpts.restore(step, map_location=self.device_)
+    if saved["seed"] != self.config.seed:
+      raise WorkdirError(f"{ckpts.path(step)}: step {step} was saved with seed {saved['seed']}")
+    self.model.load_state_dict(saved["model"])
+    self.opt.load_state_dict(saved["optimizer"])
+    self.sched.load_state_dict(saved["scheduler"])
+    return float(saved["wall_seconds"])
+
+  def determinism(self) -> dict:
+    return self._determinism
+
+  def device(self) -> dict:
+    return device_record(self.device_)
+
+  @staticmethod
+  def summary_fields() -> dict:
+    return {"backend": "torch"}
