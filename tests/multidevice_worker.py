@@ -67,12 +67,14 @@ def main():
                                          zip(jax.tree.leaves(parallel.to_host(restored)), jax.tree.leaves(eight)))
     out[f"restore_on_{n}_devices"] = len(jax.tree.leaves(restored["params"])[0].sharding.device_set)
 
-  # Whole runs: two on 8 devices, and one started on 8 and resumed on 1 (checkpoint 20 removed).
+  # Whole runs: two on 8 devices, and a copy of the second resumed on 1 device from step 10 (as if it had
+  # been stopped there and moved).
   run = lambda n, d: train_and_evaluate(tiny_config(**{"parallel.num_devices": n, "train.steps": 20,
-                                                               "train.checkpoint_every": 10}), d)
+                                                       "train.checkpoint_every": 10}), d)
   dirs = {name: os.path.join(tmp, name) for name in ("eight_a", "eight_b", "moved")}
-  fingerprints = {name: run(8, d)["param_fingerprint"] for name, d in dirs.items()}
+  fingerprints = {name: run(8, dirs[name])["param_fingerprint"] for name in ("eight_a", "eight_b")}
   out["fingerprint_8_a"], out["fingerprint_8_b"] = fingerprints["eight_a"], fingerprints["eight_b"]
+  shutil.copytree(dirs["eight_b"], dirs["moved"])
   shutil.rmtree(os.path.join(dirs["moved"], "checkpoints", "20"))
   os.remove(os.path.join(dirs["moved"], "summary.json"))
   moved = run(1, dirs["moved"])

@@ -13,13 +13,16 @@ from zerodiverse.errors import UserError
 SMOKE = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.progress=false"]
 
 
-def test_override_reaches_the_run(tmp_path, fake_cifar_dir):
-  result = launch(*SMOKE, f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.determinism=nondeterministic_allowed",
-                  "--config.train.steps=3", "--config.train.batch_size=8", "--config.train.eval_batch_size=50",
-                  "--workdir", str(tmp_path))
+def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path, fake_cifar_dir):
+  # configs/constnet_cifar10.py trains for epochs: --config.train.steps alone makes it train for steps.
+  result = launch("--config", "configs/constnet_cifar10.py", "--config.train.progress=false",
+                  f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.model.width=1",
+                  "--config.determinism=nondeterministic_allowed", "--config.train.steps=3",
+                  "--config.train.batch_size=8", "--config.train.eval_batch_size=50", "--workdir", str(tmp_path))
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.load(open(tmp_path / "summary.json"))
-  assert summary["model"]["depth"] == 7 and summary["steps"] == 3
+  assert summary["model"]["depth"] == 7 and summary["steps"] == 3 and summary["length_from"] == "train.steps"
+  assert json.load(open(tmp_path / "config.json"))["train"]["epochs"] == 0
   assert summary["determinism"]["mode"] == "nondeterministic_allowed"
   assert "deterministic_ops" not in summary["determinism"]["xla_flags"]  # XLA left free
   assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"  # pinned in both modes
@@ -58,6 +61,7 @@ def test_missing_data_dir_fails_clearly(tmp_path):
   missing = tmp_path / "no_cifar_here"
   _fails_in_one_line(launch(*SMOKE, f"--config.data.dir={missing}", "--workdir", str(tmp_path / "w")),
                      str(missing / "cifar-10-batches-bin"), "build.py")
+  assert not os.path.exists(tmp_path / "w")  # so the rerun with the right folder is not "another config"
 
 
 def test_quickstart_style_sweep_runs_every_arm_and_prints_the_table(tmp_path):

@@ -8,6 +8,7 @@ steps within rtol 1e-4. Parameter conversion is exact (bitwise).
 import functools
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -20,14 +21,14 @@ from zerodiverse import determinism
 
 determinism.apply("deterministic")  # before any JAX computation (at collection), as launch.py does it
 
-from zerodiverse import breakers, defaults, models, record, rng  # pylint: disable=g-import-not-at-top
+from zerodiverse import breakers, data, defaults, models, record, rng, run  # pylint: disable=g-import-not-at-top
+from zerodiverse.errors import WorkdirError  # pylint: disable=g-import-not-at-top
 from zerodiverse.torch_baseline import checkpoint as torch_checkpoint
 from zerodiverse.torch_baseline import convert
 from zerodiverse.torch_baseline import determinism as torch_determinism
 from zerodiverse.torch_baseline import models as torch_models
 from zerodiverse.torch_baseline import trainer as torch_trainer
 from zerodiverse.train import optim
-from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.step import cross_entropy, init_state
 
 RTOL, ATOL = 1e-4, 1e-6
@@ -160,8 +161,8 @@ def run_config(backend, mode="deterministic"):
 def twenty_steps(tmp_path_factory):
   """20 steps of ConstNet (constant, no breaker) on digits, once per backend, same data and recipe."""
   root = tmp_path_factory.mktemp("twin")
-  jax_summary = train_and_evaluate(run_config("jax"), str(root / "jax"))
-  torch_summary = train_and_evaluate(run_config("torch"), str(root / "torch"))
+  jax_summary = run.train_and_evaluate(run_config("jax"), str(root / "jax"))
+  torch_summary = run.train_and_evaluate(run_config("torch"), str(root / "torch"))
   return root, jax_summary, torch_summary
 
 
@@ -200,10 +201,31 @@ def test_checkpoints_load_with_weights_only_and_resume_bitwise(twenty_steps):
   # Interrupt after step 10: drop what came later, then the same command resumes and ends bitwise equal.
   os.remove(ckpt.path(20))
   os.remove(root / "torch" / "summary.json")
-  resumed = train_and_evaluate(run_config("torch"), str(root / "torch"))
+  resumed = run.train_and_evaluate(run_config("torch"), str(root / "torch"))
   assert resumed["resumed_from_step"] == 10
   assert resumed["param_fingerprint"] == torch_summary["param_fingerprint"]
   assert len([r for r in records(root / "torch") if r["split"] == "train"]) == 20
+
+
+def test_damaged_latest_torch_checkpoint_restores_the_newest_intact_step(twenty_steps, tmp_path, capsys):
+  root, _, _ = twenty_steps
+  shutil.copytree(root / "torch" / "checkpoints", tmp_path / "checkpoints")
+  ckpts = torch_checkpoint.Checkpointer(str(tmp_path / "checkpoints"))
+  newest = ckpts.steps()[-1]
+  with open(ckpts.path(newest), "r+b") as f:  # a kill or a full disk mid-write
+    f.truncate(os.path.getsize(ckpts.path(newest)) // 2)
+  config = run_config("torch")
+  dataset = data.load(config.data)
+  stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
+  backend = torch_trainer.TorchBackend(config, dataset, stream, 20)
+  ckpts, step, _ = run.restore_latest(backend, ckpts, str(tmp_path))
+  assert step == ckpts.steps()[-1] < newest and os.path.exists(tmp_path / "damaged_checkpoints" / f"step_{newest}.pt")
+  lines = [l for l in capsys.readouterr().err.splitlines() if "damaged" in l]
+  assert len(lines) == 1 and f"resuming from step {step}" in lines[0]
+  with open(ckpts.path(step), "wb") as f:
+    f.write(b"garbled")
+  with pytest.raises(WorkdirError, match="no intact checkpoint"):
+    run.restore_latest(backend, ckpts, str(tmp_path))
 
 
 def test_unknown_backend_is_a_config_error():

@@ -151,6 +151,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   backend_class = backends.load(config.get("backend", "jax"))
   check_config(config)
   workdirs.check_free(workdir)  # reads only: a second process stops here, at once
+  workdirs.claim(config, workdir, write=False)  # another config, or a damaged config.json: stop here too
   writer = backend_class.is_writer()
   done = _finished(config, workdir, writer)
   if done is not None:
@@ -159,6 +160,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # Input, and every check that needs it, before anything is written.
   dataset = data.load(config.data)
   check_sizes(config, dataset)
+  data_record = workdirs.data_record(dataset)
+  workdirs.claim_data(workdir, data_record, write=False)
   stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
   num_steps = total_steps(config.train, stream.steps_per_epoch)
   backend = backend_class(config, dataset, stream, num_steps)
@@ -170,7 +173,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     workdirs.make(workdir)
     lock = workdirs.Lock(workdir).acquire()
     workdirs.claim(config, workdir)
-    workdirs.claim_data(workdir, workdirs.data_record(dataset))
+    workdirs.claim_data(workdir, data_record)
   try:
     return _train(config, workdir, dataset, stream, num_steps, backend, probe, probe_images, writer)
   finally:

@@ -113,8 +113,9 @@ def read_json(path: str, what: str):
                        "workdir aside and choose a new --workdir") from None
 
 
-def claim(config, workdir: str) -> None:
+def claim(config, workdir: str, write: bool = True) -> None:
   """Writes config.json, or checks that the one already there is this config (resume); never overwrites.
+  `write=False` only checks (before the data is read).
 
   A run may resume on another device count (config.parallel); it then agrees with an uninterrupted run
   within float32 tolerance rather than bitwise.
@@ -123,7 +124,8 @@ def claim(config, workdir: str) -> None:
   resolved = json.loads(config.to_json())
   stored = read_json(path, "the config of the run in this workdir")
   if stored is None:
-    record.write_json(path, resolved)
+    if write:
+      record.write_json(path, resolved)
     return
   for key in RESUMABLE_ELSEWHERE:
     stored.pop(key, None)
@@ -134,12 +136,14 @@ def claim(config, workdir: str) -> None:
                        "rerun with the same config to resume it, or choose a new --workdir")
 
 
-def claim_data(workdir: str, data_record: dict) -> None:
-  """Writes data.json (what the run reads and its fingerprint), or refuses data that changed since."""
+def claim_data(workdir: str, data_record: dict, write: bool = True) -> None:
+  """Writes data.json (what the run reads and its fingerprint), or refuses data that changed since;
+  `write=False` only checks."""
   path = os.path.join(workdir, "data.json")
   stored = read_json(path, "the fingerprint of the data this run started on")
   if stored is None:
-    record.write_json(path, data_record)
+    if write:
+      record.write_json(path, data_record)
   elif stored.get("fingerprint") != data_record["fingerprint"]:
     raise WorkdirError(f"the data changed since this run started in {workdir} ({data_record['source']}: "
                        f"fingerprint {str(stored.get('fingerprint'))[:12]} then, {data_record['fingerprint'][:12]} "
