@@ -64,9 +64,7 @@ def parse_flags(argv):
     rest = flags.FLAGS(argv)
     "seed" in _CONFIG.value  # pylint: disable=pointless-statement  (config files load lazily: fail here)
     return rest
-  except flags.Error as e:
-    message = str(e)
-  except (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError) as e:  # from config_flags
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError) as e:  # config_flags
     message = _config_file_error(e)
   print(f"error: {_one_line(message)}; see --helpshort", file=sys.stderr)
   sys.exit(2)
@@ -79,7 +77,7 @@ def _config_file_error(e: Exception) -> str:
   cause = e.__cause__ or e.__context__
   if isinstance(cause, SyntaxError):
     return _config_file_error(cause)
-  message = str(e.args[0] if e.args else e)
+  message = str(e) if isinstance(e, flags.Error) else str(e.args[0] if e.args else e)
   spec = _CONFIG_SPEC[0] if _CONFIG_SPEC else ""
   if "positional argument" in message and ":" in spec:
     path, variant = spec.rsplit(":", 1)

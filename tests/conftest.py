@@ -1,8 +1,22 @@
-"""Shared test fixtures. Determinism is applied before any test touches JAX, as launch.py does."""
+"""Shared test fixtures. Determinism is applied before any test touches JAX, as launch.py does.
 
+Compiled XLA programs are shared between the tests and the processes they start (launch.py, sweep arms, the
+8-device worker) through a compilation cache that lives as long as this test run: many tests train the same
+tiny model, and compiling it dominates their time. A cached program is the program compiled again, so
+every bitwise comparison means what it meant without the cache.
+"""
+
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+
+_XLA_CACHE = tempfile.mkdtemp(prefix="zerodiverse-test-xla-cache-")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_XLA_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 import ml_collections
 import numpy as np
@@ -11,6 +25,10 @@ import pytest
 from zerodiverse import defaults, determinism
 
 determinism.apply("deterministic")
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)  # in case JAX was imported before the variables
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

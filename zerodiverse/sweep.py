@@ -193,7 +193,8 @@ def _breakers(arm) -> str:
 
 def _stop_when_parent_goes() -> None:
   """Reads stdin to its end (the sweep process closing its pipe, or dying), then ends this process."""
-  sys.stdin.buffer.read()
+  while os.read(sys.stdin.fileno(), 1 << 16):  # unbuffered: no stream lock held at interpreter exit
+    pass
   print("error: the sweep that started this arm is gone; rerun the sweep to resume it", file=sys.stderr,
         flush=True)
   os._exit(3)  # pylint: disable=protected-access  (no cleanup: as if killed; the run resumes from its checkpoint)
