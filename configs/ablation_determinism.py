@@ -1,4 +1,4 @@
-"""The determinism ablation (issue 3): does ConstNet's symmetry break, and by what?
+"""The determinism ablation: does ConstNet's symmetry break, and by what?
 
 Grid: init {constant, he} x breaker {none, init_noise, grad_noise, dropout 0.01, rounding_noise} x eps x
 seeds, every arm under deterministic XLA, so nothing breaks the symmetry except the named breaker. Breaker

@@ -1,9 +1,9 @@
-"""Issue 4's GPU evidence: ConstNet (no breaker) in PyTorch and JAX, each determinism mode, each run twice.
+"""GPU evidence: ConstNet (no breaker) in PyTorch and JAX, each determinism mode, each run twice.
 
   python launch.py --config configs/constnet_torch_gpu.py --workdir workdirs/constnet_torch_gpu \
       --config.data.dir=DIR            # or leave data.dir empty for tensorflow-datasets
   # quick CPU check of the plumbing (WRN-10-1, 20 steps, ~3 min on 2 cores):
-  python launch.py --config configs/constnet_torch_gpu.py:cpu --workdir /tmp/ctg --config.data.dir=DIR
+  python launch.py --config configs/constnet_torch_gpu.py:cpu --workdir workdirs/ctg --config.data.dir=DIR
 
 Arms (same seed, initial numbers, batches and recipe; TF32 off on both sides; the He arm is not here):
   torch_default[_2]        cudnn.benchmark on, nondeterministic algorithms allowed: the paper's setting;

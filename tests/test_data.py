@@ -88,7 +88,7 @@ def test_load_reads_the_folder_or_its_parent(fake_cifar_dir):
   for d in (fake_cifar_dir, os.path.join(fake_cifar_dir, "cifar-10-batches-bin")):
     ds = data.load(cfg(dir=d))
     assert ds.train_images.shape == (500, 32, 32, 3) and ds.test_images.shape == (100, 32, 32, 3)
-    assert ds.num_classes == 10 and "binary" in ds.source
+    assert ds.num_classes == 10 and "binary" in ds.source and fake_cifar_dir not in ds.source  # no machine path
 
 
 def test_missing_data_dir_names_the_paths_tried_and_the_fix(tmp_path):

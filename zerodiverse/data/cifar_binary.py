@@ -95,4 +95,4 @@ def load(name: str, data_dir: str) -> dict:
   train_images, train_labels = join(layout["train"])
   test_images, test_labels = join(layout["test"])
   return dict(train_images=train_images, train_labels=train_labels, test_images=test_images,
-              test_labels=test_labels, num_classes=layout["num_classes"], source=f"{name} binary at {folder}")
+              test_labels=test_labels, num_classes=layout["num_classes"], source=f"{name} binary files ({os.path.basename(folder)})")
