@@ -31,7 +31,8 @@ def load(name: str, tfds_dir: str | None, manual_dir: str | None = None) -> dict
   num_classes = cifar_binary.LAYOUTS[name]["num_classes"]
   arrays = {}
   for split, source in zip(("train", "test"), sources):
-    examples = [source[i] for i in range(len(source))]
+    examples = [ex for start in range(0, len(source), 4096)  # batched reads: one seek per chunk, not per record
+                for ex in source.__getitems__(range(start, min(start + 4096, len(source))))]
     arrays[f"{split}_images"] = np.stack([np.asarray(ex["image"], np.uint8) for ex in examples])
     arrays[f"{split}_labels"] = np.asarray([ex["label"] for ex in examples], np.int32)
     cifar_binary.check_labels(arrays[f"{split}_labels"], num_classes, f"{builder} {split} split in {where}")
