@@ -83,10 +83,20 @@ probe() {
 sweep_tables() {  # $1: sweep workdir, $2: name in $OUT, $3: title, $4: step name
   { header "$3" "$4"; cat "$1/table.md"; } > "$OUT/$2.md"
   $PY - "$1" "$OUT/$2.json" <<'EOF'
+# Per arm: its summary, and per logged symmetry record the distinct channels and spread of every layer.
 import glob, json, os, sys
 out = {}
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*", "summary.json"))):
-  out[os.path.basename(os.path.dirname(path))] = json.load(open(path))
+  arm = os.path.dirname(path)
+  over_steps = []
+  with open(os.path.join(arm, "metrics.jsonl")) as f:
+    for line in f:
+      record = json.loads(line) if line.strip().endswith("}") else {}
+      if record.get("split") == "symmetry":
+        over_steps.append({"step": record["step"], "layers": {
+            name: {k: v for k, v in m.items() if k in ("distinct", "spread")}
+            for name, m in record.get("layers", {}).items()}})
+  out[os.path.basename(arm)] = {"summary": json.load(open(path)), "symmetry_over_steps": over_steps}
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 EOF
 }
