@@ -82,8 +82,16 @@ def test_probe_measures_the_symmetric_state_on_cpu(tmp_path, monkeypatch):
                                                           channels_last=False, depth=16, width=4, batch=128)
   state = str(tmp_path / "state.npz")
   gpu_probe.prepare(args, state)
-  torch_runs, kernels, info = gpu_probe.repeat_torch(args, gpu_probe.probe_config(args),
-                                                     gpu_probe.load_state(state), "deterministic")
+  import torch
+  saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+           torch.backends.cudnn.deterministic, torch.get_float32_matmul_precision())
+  try:
+    torch_runs, kernels, info = gpu_probe.repeat_torch(args, gpu_probe.probe_config(args),
+                                                       gpu_probe.load_state(state), "deterministic")
+  finally:  # leave torch's global settings as the other tests found them
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[1], saved[2]
+    torch.set_float32_matmul_precision(saved[3])
   assert info["platform"] == "cpu" and any("convolution" in k for k in kernels)
   for layers in (result["layers"], {k: nondeterminism.layer_stats(np.stack([r[k] for r in torch_runs]))
                                     for k in torch_runs[0]}):
