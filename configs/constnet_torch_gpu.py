@@ -4,6 +4,13 @@
       --config.data.dir=DIR            # or leave data.dir empty for tensorflow-datasets
   # quick CPU check of the plumbing (WRN-10-1, 20 steps, ~3 min on 2 cores):
   python launch.py --config configs/constnet_torch_gpu.py:cpu --workdir workdirs/ctg --config.data.dir=DIR
+  # the same arms for 300 steps, symmetry metrics every 25 (distinct channels over steps and
+  # symmetry_breaking_step per layer):
+  python launch.py --config configs/constnet_torch_gpu.py:symmetry --workdir W --config.data.dir=DIR
+  # accuracy side by side: He; ConstNet without breaker under torch_default, torch_deterministic and
+  # jax_deterministic; deterministic JAX with rounding_noise or with dropout 0.01 (length: train.steps):
+  python launch.py --config configs/constnet_torch_gpu.py:side_by_side --workdir W --config.data.dir=DIR
+  # scripts/gpu.sh runs both on a GPU machine (docs/gpu.md).
 
 Arms (same seed, initial numbers, batches and recipe; TF32 off on both sides; the He arm is not here):
   torch_default[_2]        cudnn.benchmark on, nondeterministic algorithms allowed: the paper's setting;
@@ -28,6 +35,17 @@ MODES = {
     "jax_default": {"backend": "jax", "determinism": "nondeterministic_allowed"},
 }
 
+# Accuracy side by side: the He twin, ConstNet with no breaker under three modes, and two explicit breakers
+# under deterministic JAX (the rounding emulation and the paper's dropout 0.01).
+SIDE_BY_SIDE = {
+    "he": {"model": {"scheme": "he"}},
+    "torch_default": MODES["torch_default"],
+    "torch_deterministic": MODES["torch_deterministic"],
+    "jax_deterministic": MODES["jax_deterministic"],
+    "jax_rounding_noise": {"breaker": {"rounding_noise": True}},
+    "jax_dropout": {"breaker": {"dropout": 0.01}},
+}
+
 
 def get_config(variant: str | None = None):
   config = defaults.base()
@@ -40,8 +58,15 @@ def get_config(variant: str | None = None):
     config.model.depth, config.model.width = 10, 1
     config.train.steps, config.train.log_every, config.train.eval_every = 20, 10, 20
     config.train.checkpoint_every = 20
+  elif variant == "symmetry":
+    config.train.steps, config.train.symmetry_every, config.train.log_every = 300, 25, 25
+    config.train.eval_every = config.train.checkpoint_every = 300
+  elif variant == "side_by_side":
+    config.arms = dict(SIDE_BY_SIDE)
+    return config
   elif variant not in (None, ""):
-    raise ValueError(f"configs/constnet_torch_gpu.py:{variant}: unknown variant; use no variant or :cpu")
+    raise ValueError(f"configs/constnet_torch_gpu.py:{variant}: unknown variant; use no variant, :cpu, "
+                     ":symmetry or :side_by_side")
   config.arms = {}
   for name, fields in MODES.items():
     config.arms[name] = dict(fields)

@@ -1,6 +1,7 @@
 """Data: the binary CIFAR reader, seeded order and augmentation, eval batching, tfds and digits."""
 
 import os
+import sys
 
 import ml_collections
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from zerodiverse import data
 from zerodiverse.data import cifar_binary, pipeline
 from zerodiverse.errors import DataError
+from conftest import launch, write_fake_cifar10
 
 
 def cfg(**kw):
@@ -22,27 +24,71 @@ def test_binary_reader_returns_the_records_written(tmp_path):
   planes = images.transpose(0, 3, 1, 2).reshape(7, 3072)  # R, G, B planes, row-major
   path = tmp_path / "data_batch_1.bin"
   np.concatenate([labels[:, None], planes], 1).tofile(path)
-  got_images, got_labels = cifar_binary.read_records(str(path), 1, 0)
+  got_images, got_labels = cifar_binary.read_records(str(path), 1, 0, 10)
   np.testing.assert_array_equal(got_images, images)
   np.testing.assert_array_equal(got_labels, labels)
   # CIFAR-100's layout: coarse then fine label byte; the fine one is the label.
   path100 = tmp_path / "train.bin"
   np.concatenate([(labels // 5)[:, None], labels[:, None] + 50, planes], 1).tofile(path100)
-  np.testing.assert_array_equal(cifar_binary.read_records(str(path100), 2, 1)[1], labels + 50)
+  np.testing.assert_array_equal(cifar_binary.read_records(str(path100), 2, 1, 100)[1], labels + 50)
 
 
 def test_truncated_binary_file_names_the_file(tmp_path):
   path = tmp_path / "data_batch_1.bin"
   np.zeros(3073 * 2 + 5, np.uint8).tofile(path)
   with pytest.raises(DataError, match="data_batch_1.bin.*not a whole number"):
-    cifar_binary.read_records(str(path), 1, 0)
+    cifar_binary.read_records(str(path), 1, 0, 10)
+
+
+def set_label(path: str, record: int, label: int) -> None:
+  """Overwrites the label byte of one record of a CIFAR-10 binary file."""
+  raw = np.fromfile(path, np.uint8)
+  raw[record * 3073] = label
+  raw.tofile(path)
+
+
+@pytest.mark.parametrize("file", ["data_batch_4.bin", "test_batch.bin"])
+def test_label_out_of_range_names_the_file_and_record(tmp_path, file):
+  folder = write_fake_cifar10(str(tmp_path), per_batch=20)
+  set_label(os.path.join(folder, file), 13, 200)
+  with pytest.raises(DataError) as e:
+    data.load(cfg(dir=str(tmp_path)))
+  message = str(e.value)
+  assert os.path.join(folder, file) in message and "record 13 has label 200" in message
+  assert "outside 0..9" in message and "\n" not in message
+
+
+def test_launch_refuses_a_label_out_of_range_in_one_line_with_exit_2(tmp_path):
+  """The test split's bad label used to end in exit 0 and a NaN test loss."""
+  folder = write_fake_cifar10(str(tmp_path / "cifar"), per_batch=20)
+  set_label(os.path.join(folder, "test_batch.bin"), 7, 200)
+  run = launch("--config", "configs/constnet_cifar10.py:smoke", "--workdir", str(tmp_path / "w"),
+               f"--config.data.dir={tmp_path / 'cifar'}")
+  assert run.returncode == 2, run.stderr
+  assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
+  assert "test_batch.bin: record 7 has label 200" in run.stderr
+
+
+def test_a_file_cut_at_a_record_boundary_is_refused(tmp_path):
+  folder = write_fake_cifar10(str(tmp_path), per_batch=20)
+  path = os.path.join(folder, "data_batch_3.bin")
+  np.fromfile(path, np.uint8)[:-3073].tofile(path)  # whole records, one short of its siblings
+  with pytest.raises(DataError) as e:
+    data.load(cfg(dir=str(tmp_path)))
+  assert f"{path}: 19 records, out of proportion" in str(e.value) and "\n" not in str(e.value)
+  official = dict.fromkeys(cifar_binary.LAYOUTS["cifar10"]["records"], 10000)
+  cifar_binary.check_record_counts("cifar10", folder, official)  # the official archive passes
+  with pytest.raises(DataError, match="test_batch.bin: 10001 records"):  # more than the archive holds
+    cifar_binary.check_record_counts("cifar10", folder, dict(official, **{"test_batch.bin": 10001}))
+  with pytest.raises(DataError, match="data_batch_1.bin: 20002 records"):
+    cifar_binary.check_record_counts("cifar10", folder, dict.fromkeys(official, 20002))
 
 
 def test_load_reads_the_folder_or_its_parent(fake_cifar_dir):
   for d in (fake_cifar_dir, os.path.join(fake_cifar_dir, "cifar-10-batches-bin")):
     ds = data.load(cfg(dir=d))
     assert ds.train_images.shape == (500, 32, 32, 3) and ds.test_images.shape == (100, 32, 32, 3)
-    assert ds.num_classes == 10 and "binary" in ds.source
+    assert ds.num_classes == 10 and "binary" in ds.source and fake_cifar_dir not in ds.source  # no machine path
 
 
 def test_missing_data_dir_names_the_paths_tried_and_the_fix(tmp_path):
@@ -104,14 +150,33 @@ def test_digits_are_embedded_with_a_fixed_split():
   np.testing.assert_array_equal(ds.test_images, again.test_images)
 
 
-def test_tfds_path_reads_numpy_without_tensorflow():
-  import sys
+def test_tfds_builder_prepares_from_binary_files_and_reads_back_without_tensorflow(tmp_path):
+  """The real preparation, offline: the binary layout as the manual folder, ArrayRecord written, read back."""
   import tensorflow_datasets as tfds
-  with tfds.testing.mock_data(num_examples=12):
-    ds = data.load(cfg(dir=""))
-  assert ds.train_images.shape == (12, 32, 32, 3) and ds.train_images.dtype == np.uint8
-  assert ds.test_labels.shape == (12,) and ds.num_classes == 10 and "tensorflow-datasets" in ds.source
+  from zerodiverse.data import tfds_cifar
+  source = write_fake_cifar10(str(tmp_path / "bin"), per_batch=12, seed=5)
+  tfds_dir = str(tmp_path / "tfds")
   assert "tensorflow" not in sys.modules
+  builder = tfds.builder(tfds_cifar.BUILDERS["cifar10"], data_dir=tfds_dir, file_format="array_record")
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=source))
+  written = os.listdir(builder.data_dir)
+  assert any(".array_record-" in f and "-train." in f for f in written), written
+  ds = data.load(cfg(dir="", tfds_dir=tfds_dir))  # tfds.data_source over what was prepared; no download
+  assert "tensorflow" not in sys.modules
+  files = data.load(cfg(dir=source))
+  assert ds.train_images.shape == (60, 32, 32, 3) and ds.test_images.shape == (12, 32, 32, 3)
+  for split in ("train", "test"):  # pixels and labels as in the files, in the files' order
+    np.testing.assert_array_equal(getattr(ds, f"{split}_images"), getattr(files, f"{split}_images"))
+    np.testing.assert_array_equal(getattr(ds, f"{split}_labels"), getattr(files, f"{split}_labels"))
+  assert ds.num_classes == 10 and "tensorflow-datasets" in ds.source
+
+
+def test_tfds_preparation_refuses_a_label_out_of_range(tmp_path):
+  from zerodiverse.data import tfds_source
+  source = write_fake_cifar10(str(tmp_path / "bin"), per_batch=12)
+  set_label(os.path.join(source, "data_batch_2.bin"), 3, 200)
+  with pytest.raises(DataError, match="data_batch_2.bin: record 3 has label 200"):
+    tfds_source.load("cifar10", str(tmp_path / "tfds"), manual_dir=source)
 
 
 def test_unknown_data_set_is_a_clear_error():

@@ -100,7 +100,7 @@ class ImageNet:
                       "--manual_dir=DIR --data_dir=TFDS_DIR --file_format=array_record` (needs TensorFlow)") from e
     self.image_size, self.workers = cfg.image_size, cfg.decode_threads
     self.pool = concurrent.futures.ThreadPoolExecutor(max(1, self.workers))
-    self.source = f"imagenet2012 via tensorflow-datasets ({cfg.tfds_dir or 'default data_dir'})"
+    self.source = "imagenet2012 via tensorflow-datasets"
 
   def train_stream(self, seed: int, batch_size: int, cfg):
     del cfg

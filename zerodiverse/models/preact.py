@@ -1,4 +1,4 @@
-"""Pre-activation ResNets (He et al. 2016, "Identity Mappings") with every initialization of science.md §6.
+"""Pre-activation ResNets (He et al. 2016, "Identity Mappings") with the initializations compared in docs/science.md.
 
 One module serves wrn, resnet18 and resnet50: a stem, stages of basic (two 3x3 convs) or bottleneck
 (1x1, 3x3, 1x1; 4x expansion) blocks, a final BN-ReLU, global average pool and a Dense head.
@@ -18,7 +18,7 @@ Schemes (config.model.scheme):
                     scalar biases before each conv and activation, a scalar multiplier (1) per branch.
   skipinit          BN kept, He convs, a learnable scalar 0 multiplying each residual branch.
   rezero            no normalization, He convs, one learnable scalar 0 per residual block (x + alpha F(x)).
-  constant          ConstNet-style identical features (science.md section 2 carried over): stem, shortcuts and
+  constant          ConstNet-style identical features (ConstNet's init carried over): stem, shortcuts and
                     every branch conv but the last are channel-averaging centre taps (1/in), the last conv of
                     each branch and the head are 0, BN kept: every feature of a layer is identical at init.
 With skipinit, rezero, fixup, zero and constant every residual branch outputs 0 at init: each block computes
