@@ -39,7 +39,7 @@ def check_config(config) -> None:
     raise ConfigError(f"config.determinism={config.determinism!r} is not one of {determinism.MODES}; "
                       "set --config.determinism=deterministic or default")
   backends.check(config)
-  models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
+  models.for_run(config, data.num_classes(config.data.name))
   breakers.init_noise(config)
   breakers.grad_breakers(config)
   total_steps(config.train, 1)
@@ -116,7 +116,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   parallel.check_divisible(config.train.eval_batch_size, mesh, "eval_batch_size")
 
   # Model, optimizer, state.
-  model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
+  model = models.for_run(config, dataset.num_classes)
   tx, lr_at = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
   key = rng.root_key(config.seed)
   example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
