@@ -36,7 +36,7 @@ Expect, on a GPU, about 94-95 % test accuracy for the He arm and for a ConstNet 
 (dropout, init noise); with no breaker under deterministic XLA every layer keeps 1 distinct channel and
 accuracy stays far below. The full run is ~117k steps: hours on one modern GPU, not feasible on a CPU.
 
-Smoke variant, WRN-10-1 for 150 steps with one eval: about a minute on 2 CPU cores, accuracy ~0.15-0.3
+Smoke variant, WRN-10-1 for 150 steps with one eval, BN over whole batches: about a minute on 2 CPU cores, accuracy ~0.15-0.3
 (ConstNet without a breaker); checks that the whole pipeline (data, augmentation, training, eval,
 checkpoints, summary) runs:
   python launch.py --config configs/constnet_cifar10.py:smoke --workdir W --config.data.dir=DIR
@@ -61,6 +61,7 @@ def get_config(variant: str | None = None):
   if variant == "smoke":
     config.model.depth = 10
     config.model.width = 1
+    config.model.bn_group_size = 0  # whole batches, so the smoke runs at any batch size
     config.train.epochs = 0.0
     config.train.steps = 150
     config.train.log_every = 25

@@ -1,6 +1,7 @@
 """LeakyNet against the rules of the authors' LRNet (remodel.py): every initial kernel, linearity of the i/1
 strings up to the head's activation, and an independent forward pass with the same weights."""
 
+import functools
 import math
 
 import jax
@@ -24,7 +25,9 @@ def build(code, depth=DEPTH, dropout=0.0, **kw):
   return leakynet.LeakyNet(num_classes=10, code=code, depth=depth, width=1, dropout=dropout, **kw)
 
 
+@functools.lru_cache(maxsize=None)
 def init(code, seed=0, depth=DEPTH):
+  """The initial variables (cached: several tests read the same string's)."""
   return jax.jit(build(code, depth).init)(jax.random.key(seed), X[:1])
 
 
@@ -86,18 +89,17 @@ def test_every_initial_kernel_follows_the_rules(code):
       assert_normal(w - centre_tap(char, cin, cout, odd), 0.01 * G / fan_in, name)
 
 
-def block_output(code, x, seed=0):
+def block_outputs(code, *xs):
   """The last block layer's output (after its BN, before the head's activation), BN in train mode."""
-  model = build(code)
-  _, state = model.apply(init(code, seed), x, train=True, mutable=["batch_stats", "intermediates"])
-  return np.asarray(state["intermediates"]["layer11"]["output"][0], np.float64)
+  apply = jax.jit(functools.partial(build(code).apply, train=True, mutable=["batch_stats", "intermediates"]))
+  return [np.asarray(apply(init(code), x)[1]["intermediates"]["layer11"]["output"][0], np.float64) for x in xs]
 
 
 @pytest.mark.parametrize("code", leakynet.PAPER_GRID)
 def test_i_and_1_strings_are_linear_up_to_the_head_activation(code):
   # BN in train mode normalizes by batch statistics, so the net is not additive, but a linear map followed
   # by train-mode BN is odd: negating the batch negates the output. Any unpaired LeakyReLU breaks that.
-  y, y_neg = block_output(code, X), block_output(code, -X)
+  y, y_neg = block_outputs(code, X, -X)
   error = np.abs(y + y_neg).max() / np.abs(y).max()
   if "h" in code:
     assert error > 0.1  # the random string is not linear: the check can fail

@@ -18,7 +18,7 @@ alone), dropout masks, or another breaker's numbers.
 What `rounding_noise` models: the run-to-run differences of nondeterministic GPU reductions (atomic adds in
 a different order each run), whose result differs from the exact sum by a few float32 roundings, i.e. a
 relative perturbation of order 2^-24 per gradient element, different for different channels. That is the
-one property that matters for symmetry (science.md section 1): identical channels receive gradients that
+one property that matters for symmetry: identical channels receive gradients that
 are no longer bitwise identical. It is plain arithmetic on keys, so it runs the same on CPU, GPU and TPU.
 
 What it does not model: real reduction errors are (a) not independent per element (they are correlated
