@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import ml_collections
 
-from zerodiverse import models
+from zerodiverse import breakers, defaults, models, rng
 from zerodiverse.errors import ConfigError
+from zerodiverse.models import batchnorm
 from zerodiverse.symmetry import distinct_channels, distinct_slices
 
 X = jax.random.normal(jax.random.key(1), (8, 32, 32, 3))
@@ -115,3 +116,145 @@ def _flat(tree, prefix=""):
     else:
       out[f"{prefix}{k}"] = v[0] if isinstance(v, tuple) else v
   return out
+
+
+def random_head(variables, key=3):
+  params = jax.tree.map(lambda x: x, variables["params"])
+  params["head"]["kernel"] = 0.1 * jax.random.normal(jax.random.key(key), params["head"]["kernel"].shape)
+  return {**variables, "params": params}
+
+
+def test_the_two_shortcut_inputs_give_different_logits_and_both_keep_channel_symmetry():
+  out = {}
+  for shortcut_input in ("relu_bn", "bn"):
+    cfg = ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="constant",
+                                         shortcut_input=shortcut_input))
+    model = models.build(cfg, 10)
+    variables = random_head(model.init(jax.random.key(0), X, train=False))
+    logits, state = model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"])
+    outputs = {p: v for p, v in _flat(state["intermediates"]).items() if p.endswith("output")}
+    assert all(distinct_slices(v, -1) == 1 for v in outputs.values()), shortcut_input
+    out[shortcut_input] = np.asarray(logits)
+  assert np.abs(out["bn"]).max() > 1e-3
+  assert np.abs(out["relu_bn"] - out["bn"]).max() > 0.05 * np.abs(out["bn"]).max()
+  with pytest.raises(ConfigError, match="config.model.shortcut_input"):
+    models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="constant",
+                                                shortcut_input="relu")), 10)
+
+
+def test_random_residual_scheme_draws_residual_convs_and_keeps_stem_and_shortcuts_constant():
+  s = 0.5
+  cfg = ml_collections.ConfigDict(dict(name="constnet", depth=10, width=4, scheme="random_residual",
+                                       residual_var_scale=s))
+  params = models.build(cfg, 10).init(jax.random.key(0), X[:1], train=False)["params"]
+  const = models.build(ml_collections.ConfigDict(dict(cfg, scheme="constant")), 10).init(
+      jax.random.key(0), X[:1], train=False)["params"]
+  for name, layer in params.items():
+    if name in ("stem", "head"):
+      np.testing.assert_array_equal(layer["kernel"], const[name]["kernel"])
+      continue
+    if "shortcut" in layer:
+      np.testing.assert_array_equal(layer["shortcut"]["kernel"], const[name]["shortcut"]["kernel"])
+    w = np.asarray(layer["conv"]["kernel"], np.float64)
+    n, expected = w.size, 2 * s / (9 * w.shape[-1])  # N(0, 2 s / (9 out))
+    assert abs(w.mean()) < 5 * np.sqrt(expected / n), name
+    assert abs(w.var() / expected - 1) < 5 * np.sqrt(2 / (n - 1)), name  # 5 standard errors of a variance
+  with pytest.raises(ConfigError, match="residual_var_scale"):
+    models.build(ml_collections.ConfigDict(dict(cfg, residual_var_scale=0.0)), 10)
+
+
+def test_grouped_batch_norm_is_per_group_batch_norm_and_updates_running_stats_from_the_first_group():
+  x = jax.random.normal(jax.random.key(2), (8, 3, 3, 5)) * 2 + 1
+  bn = batchnorm.GroupBatchNorm(group_size=4, decay=0.81)
+  variables = bn.init(jax.random.key(0), x)
+  scale, bias = np.linspace(0.5, 1.5, 5), np.linspace(-1, 1, 5)
+  variables = {"params": {"scale": scale, "bias": bias},
+               "batch_stats": {"mean": np.full(5, 0.3), "var": np.full(5, 2.0)}}
+  y, state = bn.apply(variables, x, mutable=["batch_stats"])
+  xs = np.asarray(x, np.float64)
+  for g in range(2):
+    part = xs[4 * g:4 * g + 4]
+    mean, var = part.mean((0, 1, 2)), part.var((0, 1, 2))
+    np.testing.assert_allclose(y[4 * g:4 * g + 4], (part - mean) / np.sqrt(var + 1e-5) * scale + bias,
+                               rtol=1e-5, atol=1e-5)
+    if g == 0:
+      np.testing.assert_allclose(state["batch_stats"]["mean"], 0.81 * 0.3 + 0.19 * mean, rtol=1e-6)
+      np.testing.assert_allclose(state["batch_stats"]["var"], 0.81 * 2.0 + 0.19 * var, rtol=1e-6)
+  whole = np.asarray(batchnorm.batch_norm(True, "bn", 0.9, 0).apply(variables, x, mutable=["batch_stats"])[0])
+  assert np.abs(whole - np.asarray(y)).max() > 1e-3  # groups of 4 are not the whole batch
+  eval_y = batchnorm.GroupBatchNorm(4, 0.81, use_running_average=True).apply(variables, x)
+  np.testing.assert_allclose(eval_y, (xs - 0.3) / np.sqrt(2.0 + 1e-5) * scale + bias, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.81])
+def test_bn_decay_sets_the_running_average(decay):
+  cfg = ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="he", bn_decay=decay))
+  model = models.build(cfg, 10)
+  variables = model.init(jax.random.key(0), X, train=False)
+  _, state = model.apply(variables, X, train=True, mutable=["batch_stats"])
+  _, inter = model.apply(variables, X, train=False, mutable=["intermediates"])
+  x = np.asarray(inter["intermediates"]["output"][0], np.float64)  # the stem output, sown at the top
+  mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))  # stage1_block0's BN sees the stem output
+  np.testing.assert_allclose(state["batch_stats"]["stage1_block0"]["bn"]["mean"], (1 - decay) * mean, rtol=1e-4,
+                             atol=1e-7)
+  np.testing.assert_allclose(state["batch_stats"]["stage1_block0"]["bn"]["var"], decay + (1 - decay) * var,
+                             rtol=1e-4)
+
+
+def test_a_batch_the_group_size_does_not_divide_is_refused_in_one_line():
+  config = defaults.base()
+  config.model.depth, config.model.width, config.model.bn_group_size = 7, 1, 64
+  config.train.batch_size = 100
+  with pytest.raises(ConfigError, match=r"config.model.bn_group_size=64 does not divide config.train.batch_size=100"):
+    models.for_run(config, 10)
+  config.train.batch_size = 128
+  models.for_run(config, 10)
+  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="he", bn_group_size=3)), 10)
+  variables = model.init(jax.random.key(0), X, train=False)
+  with pytest.raises(ConfigError, match="bn_group_size=3 does not divide the batch of 8"):
+    model.apply(variables, X, train=True, mutable=["batch_stats"])
+
+
+def stem_and_residual(model, variables, stem_key, dropout_key):
+  _, state = model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"],
+                         rngs={"dropout": jax.random.key(dropout_key), "stem_dropout": jax.random.key(stem_key)})
+  inter = state["intermediates"]
+  return np.asarray(inter["output"][0]), np.asarray(inter["stage1_block0"]["residual"][0])
+
+
+def test_stem_dropout_breaks_constnet_symmetry_from_its_own_stream():
+  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="constant")), 10,
+                       stem_dropout=0.3)
+  variables = model.init(jax.random.key(0), X, train=False)
+  stem, _ = stem_and_residual(model, variables, 1, 2)
+  assert distinct_slices(stem, -1) == 16  # each channel its own mask
+  assert 0.25 < np.mean(stem == 0) < 0.35
+  # Both dropouts on (He arm: no exact zeros without a mask): each mask depends on its own key only.
+  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="he")), 10,
+                       dropout=0.5, stem_dropout=0.5)
+  variables = model.init(jax.random.key(0), X, train=False)
+  (s11, r11), (s12, r12), (s21, r21) = [stem_and_residual(model, variables, a, b) for a, b in ((1, 1), (1, 2), (2, 1))]
+  np.testing.assert_array_equal(s11 == 0, s12 == 0)   # a new residual key leaves the stem mask alone
+  np.testing.assert_array_equal(r11 == 0, r21 == 0)   # a new stem key leaves the residual mask alone
+  assert not np.array_equal(s11 == 0, s21 == 0) and not np.array_equal(r11 == 0, r12 == 0)
+  assert ("stem_dropout", 0.5) in breakers.switched_on({"stem_dropout": 0.5})
+  with pytest.raises(ConfigError, match="config.breaker.stem_dropout"):
+    models.build(ml_collections.ConfigDict(dict(name="leakynet", depth=10, width=1, init_string="1_ii_ii_ii")), 10,
+                 stem_dropout=0.1)
+
+
+def test_stem_dropout_off_derives_no_key_in_the_train_step():
+  from zerodiverse.train import optim, step  # pylint: disable=g-import-not-at-top
+  cfg = ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="constant"))
+  batch = {"image": X[:4, :8, :8], "label": np.zeros(4, np.int32)}
+
+  def trace(stem_dropout):
+    model = models.build(cfg, 10, stem_dropout=stem_dropout)
+    tx = optim.make(defaults.base().train, 10)
+    state = step.init_state(model, tx, X[:1, :8, :8], rng.root_key(0), breakers.init_noise(defaults.base()))
+    return str(jax.make_jaxpr(step.make_train_step(model, tx))(state, batch, rng.root_key(1)))
+
+  off, on = trace(0.0), trace(0.1)
+  stream = str(rng.stable_hash("stem_dropout"))  # the constant folded into the step key for this stream
+  assert "random_bits" not in off and stream not in off
+  assert "random_bits" in on and stream in on

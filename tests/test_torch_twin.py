@@ -1,8 +1,10 @@
 """The PyTorch twin against the JAX side: same numbers in, same logits, gradients and loss curves out.
 
 Tolerance (float32): logits, gradients and BN statistics agree elementwise within rtol 1e-4, atol 1e-6
-(measured differences are around 1e-7: the two frameworks sum in different orders); loss curves over 20
-steps within rtol 1e-4. Parameter conversion is exact (bitwise).
+(measured differences are around 1e-7: the two frameworks sum in different orders); for gradients atol
+grows to 1e-5 of the leaf's largest entry, since a 13-layer plain LeakyNet carries summation-order
+differences of up to ~7e-6 of it to entries that cancel to near 0; loss curves over 20 steps within rtol
+1e-4. Parameter conversion is exact (bitwise).
 """
 
 import functools
@@ -32,6 +34,7 @@ from zerodiverse.train import optim
 from zerodiverse.train.step import cross_entropy, init_state
 
 RTOL, ATOL = 1e-4, 1e-6
+LEAF_ATOL = 1e-5  # gradients: atol is the larger of ATOL and this share of the leaf's largest entry
 # One intra-op thread: on 2 cores shared with other test workers, torch's spinning OpenMP threads make
 # small CPU steps up to 100x slower (measured: 1.5 s vs 17 ms per WRN-7-1 step under load).
 torch.set_num_threads(1)
@@ -44,11 +47,12 @@ def restore_torch_flags():
   torch.backends.cudnn.benchmark = False
 
 
-def small_config(name="constnet", init="constant", noise=0.0, depth=7):
+def small_config(name="constnet", init="constant", noise=0.0, depth=7, **model):
   config = defaults.base()
   config.model.name, config.breaker.init_noise = name, noise
   config.model[defaults.init_field(name)] = init
   config.model.depth, config.model.width = depth, 1
+  config.model.update(model)
   if name == "mlp":
     config.model.width, config.model.hidden_init = 32, "he_normal"
   return config
@@ -61,10 +65,13 @@ def synthetic_batch(n=8, size=16, channels=3):
 
 
 @functools.lru_cache(maxsize=None)
-def jax_grad_fn(name: str, init: str | None, train: bool):
-  """One compiled (params, batch_stats, images, labels) -> (logits, stats, grads) per architecture: a
-  ConstNet/MLP init scheme does not change `apply` (init=None shares the compilation); a LeakyNet code does."""
-  config = small_config(name, init) if init else small_config(name)
+def jax_grad_fn(model_items: tuple, train: bool):
+  """One compiled (params, batch_stats, images, labels) -> (logits, stats, grads) per architecture
+  (config.model's items): a ConstNet/MLP init scheme does not change `apply`, so it is left out of the key;
+  a LeakyNet code does."""
+  items = dict(model_items)
+  config = small_config(items["name"])
+  config.model.update(items)
   model = models.build(config.model, 10)
 
   def loss_fn(params, batch_stats, images, labels):
@@ -84,9 +91,10 @@ def both_sides(config, batch, train=True):
   if "head" in params and not np.any(params["head"]["kernel"]):  # ConstNet's zero head: make logits nonzero
     params["head"]["kernel"] = np.asarray(
         jax.random.normal(jax.random.key(1), params["head"]["kernel"].shape)) * 0.1
-  structure = config.model.init_string if config.model.name == "leakynet" else None
-  (_, (logits, stats)), grads = jax_grad_fn(config.model.name, structure, train)(params, state["batch_stats"],
-                                                                      batch["image"], batch["label"])
+  structure = tuple(sorted((k, v) for k, v in config.model.items()
+                            if k != defaults.init_field(config.model.name) or config.model.name == "leakynet"))
+  (_, (logits, stats)), grads = jax_grad_fn(structure, train)(params, state["batch_stats"], batch["image"],
+                                                              batch["label"])
   twin = torch_models.build(config.model, 10, batch["image"].shape[1:])
   convert.load_flax(twin, params, jax.device_get(state["batch_stats"]))
   twin.train(train)
@@ -101,15 +109,18 @@ def both_sides(config, batch, train=True):
 def assert_trees_close(a, b):
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
-    np.testing.assert_allclose(np.asarray(x), y, rtol=RTOL, atol=ATOL, err_msg=jax.tree_util.keystr(path))
+    atol = max(ATOL, LEAF_ATOL * float(np.abs(y).max()))
+    np.testing.assert_allclose(np.asarray(x), y, rtol=RTOL, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("name,init,noise", [("constnet", "constant", 0.0), ("constnet", "he", 0.0),
-                                             ("constnet", "constant", 1e-2), ("mlp", "he_normal", 0.0),
-                                             ("leakynet", "1_iiii_11ii_iiii", 0.0),
-                                             ("leakynet", "h_hhhh_hhhh_hhhh", 0.0)])
-def test_logits_and_gradients_match_jax(name, init, noise):
-  (logits, grads, stats), (t_logits, t_grads, t_stats), _ = both_sides(small_config(name, init, noise),
+@pytest.mark.parametrize("name,init,noise,model", [
+    ("constnet", "constant", 0.0, {}), ("constnet", "he", 0.0, {}), ("constnet", "he", 0.0, {"shortcut_input": "bn"}),
+    ("constnet", "constant", 1e-2, {}), ("constnet", "random_residual", 0.0, {"bn_group_size": 4, "bn_decay": 0.81}),
+    ("mlp", "he_normal", 0.0, {}),
+    ("leakynet", "1_iiii_11ii_iiii", 0.0, {"depth": 16}), ("leakynet", "h_hhhh_hhhh_hhhh", 0.0, {"depth": 16}),
+    ("leakynet", "k_kx_1i_hx", 0.0, {"depth": 10, "bn_group_size": 4})])
+def test_logits_and_gradients_match_jax(name, init, noise, model):
+  (logits, grads, stats), (t_logits, t_grads, t_stats), _ = both_sides(small_config(name, init, noise, **model),
                                                                        synthetic_batch())
   assert np.abs(logits).max() > 0.01  # a real comparison, not 0 == 0
   np.testing.assert_allclose(logits, t_logits, rtol=RTOL, atol=ATOL)

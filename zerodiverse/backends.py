@@ -21,8 +21,8 @@ def check(config) -> str:
   if name not in NAMES:
     raise ConfigError(f"config.backend={name!r} is not one of {NAMES}; set --config.backend=jax or torch")
   if name == "torch":
-    # Gradient-space breakers draw from JAX key streams inside the JAX step; the twin has no equivalent.
-    for field, off in (("grad_noise", 0.0), ("rounding_noise", False)):
+    # These breakers draw from JAX key streams inside the JAX step; the twin has no equivalent.
+    for field, off in (("grad_noise", 0.0), ("rounding_noise", False), ("stem_dropout", 0.0)):
       if config.breaker.get(field, off) != off:
         raise ConfigError(f"config.breaker.{field}={config.breaker[field]} is not available with "
                           "config.backend='torch' (its symmetry is broken by GPU kernels); set it off or use jax")

@@ -8,7 +8,8 @@ alone), dropout masks, or another breaker's numbers.
 
 - `init_noise`: eps * N(0, 1) * scale added at init to the chosen parameter groups (see inits.perturb),
   stream "init_noise" below the root key.
-- `dropout`: residual-branch dropout built into the model; draws from the per-step "dropout" stream.
+- `dropout`: dropout built into the model (ConstNet's residual branches, LeakyNet's block layers); draws
+  from the per-step "dropout" stream. `stem_dropout`: ConstNet's dropout after the stem, stream "stem_dropout".
 - `grad_noise`: every step, g <- g + eps * N(0, 1), independently per gradient element (absolute scale).
 - `rounding_noise`: every step, g <- g * (1 + u * r), u ~ Uniform[-1, 1] independently per element, r =
   `rounding_noise_scale` (default 2^-24, half a float32 ulp at 1.0; float32 round-to-nearest has relative
@@ -17,7 +18,7 @@ alone), dropout masks, or another breaker's numbers.
 What `rounding_noise` models: the run-to-run differences of nondeterministic GPU reductions (atomic adds in
 a different order each run), whose result differs from the exact sum by a few float32 roundings, i.e. a
 relative perturbation of order 2^-24 per gradient element, different for different channels. That is the
-one property that matters for symmetry (science.md section 1): identical channels receive gradients that
+one property that matters for symmetry: identical channels receive gradients that
 are no longer bitwise identical. It is plain arithmetic on keys, so it runs the same on CPU, GPU and TPU.
 
 What it does not model: real reduction errors are (a) not independent per element (they are correlated
@@ -39,7 +40,7 @@ from zerodiverse import models, rng
 from zerodiverse.errors import ConfigError
 
 ROUNDING_DISTRIBUTION = "uniform[-1, 1]"
-NAMES = ("init_noise", "grad_noise", "dropout", "rounding_noise")
+NAMES = ("init_noise", "grad_noise", "dropout", "stem_dropout", "rounding_noise")
 DEFAULT_ROUNDING_SCALE = 2.0 ** -24
 
 

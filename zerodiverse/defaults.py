@@ -32,18 +32,23 @@ def base() -> ml_collections.ConfigDict:
   config.model.name = "constnet"
   config.model.depth = 16
   config.model.width = 10        # ConstNet: widen factor k; mlp: hidden units
-  config.model.scheme = "constant"  # ConstNet: constant | he; the pre-activation ResNets: models/preact.py
+  config.model.scheme = "constant"  # ConstNet: constant | he | random_residual; the pre-activation ResNets: models/preact.py
   config.model.init_string = "1_iiii_11ii_iiii"  # LeakyNet: the per-layer init string (models/leakynet.py)
   config.model.hidden_init = "he_normal"  # mlp: the hidden layer's initializer name (models/mlp.py)
   config.model.unique_features = 0  # mlp only: distinct hidden features (0 = all)
   config.model.ll_base = "orthogonal"   # looks_linear / risotto schemes: orthogonal | gaussian
   config.model.zero_convention = "paper"  # zero (ZerO) scheme: paper | notebook (1/sqrt(2) of the paper's)
+  config.model.shortcut_input = "relu_bn"  # ConstNet stage-entry 1x1 shortcut reads relu_bn = ReLU(BN(x)) | bn = BN(x)
+  config.model.residual_var_scale = 1.0  # ConstNet scheme=random_residual: residual convs N(0, 2 s / (9 out))
+  config.model.bn_decay = 0.9      # BN running average: decay * running + (1 - decay) * batch (torch momentum 0.1)
+  config.model.bn_group_size = 0   # BN statistics over groups of this many examples; 0 = the whole batch
 
   config.breaker = ml_collections.ConfigDict()
   config.breaker.init_noise = 0.0           # eps; 0 = off
   config.breaker.init_noise_scale = "fan_in"  # or "absolute"
   config.breaker.init_noise_groups = "all"  # or e.g. "residual,stem"
-  config.breaker.dropout = 0.0              # residual-branch dropout rate (the paper: 0.01)
+  config.breaker.dropout = 0.0              # residual-branch dropout rate (the paper: 0.01); LeakyNet: every block layer
+  config.breaker.stem_dropout = 0.0         # ConstNet: dropout rate after the stem (the authors' --dropl1)
   config.breaker.grad_noise = 0.0           # eps: g + eps * N(0, 1) on every gradient element each step; 0 = off
   config.breaker.rounding_noise = False     # g * (1 + u * r), u ~ U[-1, 1] each step (breakers.py)
   config.breaker.rounding_noise_scale = 2.0 ** -24  # r: float32 rounding (half an ulp at 1.0)

@@ -66,7 +66,7 @@ def check_config(config) -> None:
   seed = config.seed
   if not isinstance(seed, int) or not 0 <= seed < SEED_RANGE:
     raise ConfigError(f"config.seed={seed}: the PRNG takes seeds 0 <= seed < 2**32; choose one in that range")
-  models.build(config.model, data.num_classes(config.data.name), config.breaker.dropout)
+  models.for_run(config, data.num_classes(config.data.name))
   if not _finite_positive(config.train.lr):
     raise ConfigError(f"config.train.lr={config.train.lr}: the learning rate must be a finite number > 0")
   for field in ("init_noise", "grad_noise", "rounding_noise_scale", "dropout"):
@@ -165,7 +165,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   stream = dataset.train_stream(config.seed, config.train.batch_size, config.data)
   num_steps = total_steps(config.train, stream.steps_per_epoch)
   backend = backend_class(config, dataset, stream, num_steps)
-  probe = symmetry.make_probe(models.build(config.model, dataset.num_classes, config.breaker.dropout))
+  probe = symmetry.make_probe(models.for_run(config, dataset.num_classes))
   probe_images = next(dataset.eval_batches(config.train.probe_batch_size))["image"]
 
   lock = None

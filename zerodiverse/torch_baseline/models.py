@@ -12,8 +12,27 @@ from torch.nn import functional as F
 from zerodiverse.errors import ConfigError
 
 
-def batch_norm(features: int) -> nn.BatchNorm2d:
-  return nn.BatchNorm2d(features, eps=1e-5, momentum=0.1)  # = Flax momentum 0.9, epsilon 1e-5
+class BatchNorm(nn.BatchNorm2d):
+  """zerodiverse.models.batchnorm in torch: running-average `decay` (torch momentum 1 - decay), and train-mode
+  statistics over groups of `group_size` consecutive examples (0 = the whole batch) whose running statistics
+  follow the first group, as a DataParallel replica 0 does."""
+
+  def __init__(self, features: int, decay: float = 0.9, group_size: int = 0):
+    super().__init__(features, eps=1e-5, momentum=1.0 - decay)
+    self.group_size = group_size
+
+  def forward(self, x):
+    if not (self.training and self.group_size):
+      return super().forward(x)
+    groups = x.split(self.group_size)
+    return torch.cat([F.batch_norm(g, self.running_mean if i == 0 else None, self.running_var if i == 0 else None,
+                                   self.weight, self.bias, True, self.momentum, self.eps)
+                      for i, g in enumerate(groups)])
+
+
+def bn_settings(cfg) -> dict:
+  """The BN settings of config.model (model.batchnorm's defaults where absent)."""
+  return dict(decay=cfg.get("bn_decay", 0.9), group_size=cfg.get("bn_group_size", 0) or 0)
 
 
 def global_mean(x: torch.Tensor) -> torch.Tensor:
@@ -22,29 +41,34 @@ def global_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 class Block(nn.Module):
-  """h = BN(x); r = Conv3x3(ReLU(h)) [-> dropout]; out = x + r or Conv1x1_stride(h) + r."""
+  """h = BN(x); a = ReLU(h); r = Conv3x3(a) [-> dropout]; out = x + r or Conv1x1_stride(a or h) + r."""
 
-  def __init__(self, cin: int, features: int, stride: int, dropout: float):
+  def __init__(self, cin: int, features: int, stride: int, dropout: float, shortcut_input: str = "relu_bn",
+               bn: dict | None = None):
     super().__init__()
-    self.bn = batch_norm(cin)
+    self.bn = BatchNorm(cin, **(bn or {}))
     self.conv = nn.Conv2d(cin, features, 3, stride, padding=1, bias=False)  # Flax PAD3
     self.dropout = nn.Dropout(dropout) if dropout > 0 else None
     self.shortcut = (nn.Conv2d(cin, features, 1, stride, bias=False)
                      if cin != features or stride != 1 else None)
+    self.shortcut_input = shortcut_input
 
   def forward(self, x):
     h = self.bn(x)
-    r = self.conv(F.relu(h))
+    a = F.relu(h)  # not in place: h stays BN(x) for shortcut_input="bn"
+    r = self.conv(a)
     if self.dropout is not None:
       r = self.dropout(r)
-    return (self.shortcut(h) if self.shortcut is not None else x) + r
+    if self.shortcut is None:
+      return x + r
+    return self.shortcut(a if self.shortcut_input == "relu_bn" else h) + r
 
 
 class ConstNet(nn.Module):
   """The torch twin of zerodiverse.models.constnet.ConstNet (NCHW input)."""
 
   def __init__(self, num_classes: int, depth: int = 16, width: int = 10, dropout: float = 0.0,
-               in_channels: int = 3):
+               in_channels: int = 3, shortcut_input: str = "relu_bn", bn: dict | None = None):
     super().__init__()
     if (depth - 4) % 3 or depth < 7:
       raise ConfigError(f"config.model.depth={depth}: ConstNet needs depth = 3n + 4 with n >= 1 (7, 10, 16, ...)")
@@ -53,7 +77,7 @@ class ConstNet(nn.Module):
     for stage, features in enumerate((16 * width, 32 * width, 64 * width)):
       for block in range((depth - 4) // 3):
         name = f"stage{stage + 1}_block{block}"
-        self.add_module(name, Block(cin, features, 2 if stage > 0 and block == 0 else 1, dropout))
+        self.add_module(name, Block(cin, features, 2 if stage > 0 and block == 0 else 1, dropout, shortcut_input, bn))
         self.blocks.append(name)
         cin = features
     self.head = nn.Linear(cin, num_classes)
@@ -81,7 +105,8 @@ class MLP(nn.Module):
 def build(cfg, num_classes: int, image_shape: tuple, dropout: float = 0.0) -> nn.Module:
   """The torch model `cfg` (config.model) describes; `image_shape` is (H, W, C) of one input image."""
   if cfg.name == "constnet":
-    return ConstNet(num_classes, cfg.depth, cfg.width, dropout, in_channels=image_shape[-1])
+    return ConstNet(num_classes, cfg.depth, cfg.width, dropout, in_channels=image_shape[-1],
+                    shortcut_input=cfg.get("shortcut_input", "relu_bn"), bn=bn_settings(cfg))
   if cfg.name == "mlp":
     if dropout:
       raise ConfigError(f"config.breaker.dropout={dropout}: the mlp has no residual branch; set it to 0")

@@ -29,11 +29,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   """The jitted step; `grad_breakers` perturb the gradients before the optimizer (none: no extra op)."""
   def train_step(state, batch, key):
     step_key = jax.random.fold_in(key, state["step"])
+    rngs = {"dropout": rng.stream(step_key, "dropout")}
+    if getattr(model, "stem_dropout", 0.0):  # off: no key derived, nothing traced
+      rngs["stem_dropout"] = rng.stream(step_key, "stem_dropout")
 
     def loss_fn(params):
       logits, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch["image"],
                                     train=True, mutable=["batch_stats"],
-                                    rngs={"dropout": rng.stream(step_key, "dropout")})
+                                    rngs=rngs)
       return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

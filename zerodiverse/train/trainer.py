@@ -21,7 +21,7 @@ class JaxBackend:
     self.mesh = parallel.make_mesh(config.parallel)
     parallel.check_divisible(config.train.batch_size, self.mesh, "batch_size")
     parallel.check_divisible(config.train.eval_batch_size, self.mesh, "eval_batch_size")
-    model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
+    model = models.for_run(config, dataset.num_classes)
     tx, self.lr = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
     self.key = rng.root_key(config.seed)
     example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
