@@ -3,20 +3,23 @@
   python -m zerodiverse.report WORKDIR [--data_note="offline CIFAR-10 rebuild (...)"]
 
 Reads every WORKDIR/<arm>/{config.json, summary.json, metrics.jsonl}. Arms that differ only in their seed
-form a group (mean and sample spread over seeds). Figures, each titled with the data it was trained on:
-accuracy per group; accuracy and symmetry-breaking step vs eps per breaker (when some breaker has an eps
-grid); distinct channels, filter correlation and channel spread over time per arm; the LeakyNet grid (when
-the runs are leakynet); the toy grid as a heat map (mlp runs over unique_features x init_noise). An arm with
-no summary.json is listed as unfinished and left out of the figures.
+form a group (mean and sample spread over seeds). An arm with no summary.json is listed as unfinished and
+left out of the figures.
+
+Figures come from the registry FIGURES: a new figure is one function `draw(sweep, path)` and one entry
+`Figure(file, caption, draw, applies)`, where `applies(sweep)` says whether the sweep has what the figure
+needs. Every figure is titled with the data its runs were trained on (`_save`).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import statistics
 import sys
 import textwrap
+from typing import Callable
 
 import matplotlib
 
@@ -80,6 +83,19 @@ def data_label(arms: list, note: str) -> str:
   return f"{text} — {note}" if note else text
 
 
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """What every figure draws from: all arms, the finished ones, the seed groups and the data label."""
+  arms: list
+  done: list
+  groups: dict
+  data: str
+
+  @property
+  def models(self) -> set:
+    return {a["config"]["model"]["name"] for a in self.done}
+
+
 def _save(fig, title: str, data: str, path: str) -> None:
   """Titles the figure with the data it shows (every figure says which data set), writes and closes it."""
   width = max(40, int(fig.get_figwidth() * 13))
@@ -89,7 +105,8 @@ def _save(fig, title: str, data: str, path: str) -> None:
   plt.close(fig)
 
 
-def fig_accuracy(gs: dict, data: str, path: str) -> None:
+def fig_accuracy(sweep: Sweep, path: str) -> None:
+  gs = sweep.groups
   names = [g for g, arms in gs.items() if any(a["summary"] for a in arms)]
   fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(names) + 2), 4))
   for i, g in enumerate(names):
@@ -101,7 +118,7 @@ def fig_accuracy(gs: dict, data: str, path: str) -> None:
   ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
   ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
-  _save(fig, "Accuracy per arm", data, path)
+  _save(fig, "Accuracy per arm", sweep.data, path)
 
 
 def _series(arm: dict, fn) -> tuple:
@@ -109,7 +126,8 @@ def _series(arm: dict, fn) -> tuple:
   return steps, [fn(r) for r in arm["symmetry"]]
 
 
-def fig_symmetry(arms: list, data: str, path: str) -> None:
+def fig_symmetry(sweep: Sweep, path: str) -> None:
+  arms = sweep.arms
   fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
   panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
             ("1 - mean output-filter correlation (float32 floor ~1e-7)",
@@ -129,7 +147,7 @@ def fig_symmetry(arms: list, data: str, path: str) -> None:
       ax.set_title(label, fontsize=9)
   axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
   axes[0].legend(fontsize=6)
-  _save(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data, path)
+  _save(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", sweep.data, path)
 
 
 def eps_series(arms: list) -> dict:
@@ -163,7 +181,8 @@ def distinct_step(arm: dict):
   return statistics.median(steps) if steps else None
 
 
-def fig_vs_eps(series: dict, data: str, path: str) -> None:
+def fig_vs_eps(sweep: Sweep, path: str) -> None:
+  series = eps_series(sweep.arms)
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
   for (init, name), points in series.items():
     eps = [e for e, _ in points]
@@ -179,11 +198,11 @@ def fig_vs_eps(series: dict, data: str, path: str) -> None:
     ax.set_xlabel("eps")
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
-  _save(fig, "Accuracy and symmetry-breaking step vs eps", data, path)
+  _save(fig, "Accuracy and symmetry-breaking step vs eps", sweep.data, path)
 
 
-def fig_leakynet(arms: list, data: str, path: str) -> None:
-  done = [a for a in arms if a["summary"]]
+def fig_leakynet(sweep: Sweep, path: str) -> None:
+  done = sweep.done
   inits = sorted({a["config"]["model"]["init"] for a in done}, key=lambda s: (s.count("1"), s))
   kinds = sorted({breaker_of(a["config"])[0] for a in done})
   fig, ax = plt.subplots(figsize=(max(6, len(inits) * 1.1), 4))
@@ -197,11 +216,11 @@ def fig_leakynet(arms: list, data: str, path: str) -> None:
   ax.set_xticks(range(len(inits)), inits, rotation=30, ha="right", fontsize=7)
   ax.set_ylabel("final test accuracy (mean over seeds)")
   ax.legend(fontsize=7)
-  _save(fig, "LeakyNet grid (more '1' layers to the right)", data, path)
+  _save(fig, "LeakyNet grid (more '1' layers to the right)", sweep.data, path)
 
 
-def fig_toy(arms: list, data: str, path: str) -> None:
-  done = [a for a in arms if a["summary"]]
+def fig_toy(sweep: Sweep, path: str) -> None:
+  done = sweep.done
   width = done[0]["config"]["model"]["width"]
   ks = sorted({a["config"]["model"]["unique_features"] or width for a in done})
   eps = sorted({a["config"]["breaker"]["init_noise"] for a in done})
@@ -222,7 +241,27 @@ def fig_toy(arms: list, data: str, path: str) -> None:
   ax.set_xlabel("init noise eps on the hidden layer")
   ax.set_ylabel("unique hidden features k")
   fig.colorbar(im, label="final test accuracy")
-  _save(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", data, path)
+  _save(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", sweep.data, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """One report figure: `draw(sweep, path)` writes `file` when `applies(sweep)`; `caption` heads its section."""
+  file: str
+  caption: str
+  draw: Callable
+  applies: Callable = lambda sweep: bool(sweep.done)
+
+
+FIGURES = (
+    Figure("accuracy.png", "Final and best test accuracy per arm", fig_accuracy),
+    Figure("symmetry_over_time.png", "Distinct channels, filter correlation and channel spread over time",
+           fig_symmetry),
+    Figure("vs_eps.png", "Accuracy and symmetry-breaking step vs eps", fig_vs_eps,
+           lambda sweep: bool(eps_series(sweep.arms))),
+    Figure("leakynet_grid.png", "LeakyNet grid", fig_leakynet, lambda sweep: sweep.models == {"leakynet"}),
+    Figure("toy_grid.png", "Toy grid: unique features x eps", fig_toy, lambda sweep: sweep.models == {"mlp"}),
+)
 
 
 def write(workdir: str, data_note: str = "") -> str:
@@ -233,23 +272,12 @@ def write(workdir: str, data_note: str = "") -> str:
   gs = groups(arms)
   data = data_label(arms, data_note)
   done = [a for a in arms if a["summary"]]
+  sweep = Sweep(arms=arms, done=done, groups=gs, data=data)
   figures = []
-  if done:
-    fig_accuracy(gs, data, os.path.join(workdir, "accuracy.png"))
-    figures.append(("Final and best test accuracy per arm", "accuracy.png"))
-    fig_symmetry(arms, data, os.path.join(workdir, "symmetry_over_time.png"))
-    figures.append(("Distinct channels, filter correlation and channel spread over time", "symmetry_over_time.png"))
-    series = eps_series(arms)
-    if series:
-      fig_vs_eps(series, data, os.path.join(workdir, "vs_eps.png"))
-      figures.append(("Accuracy and symmetry-breaking step vs eps", "vs_eps.png"))
-    models = {a["config"]["model"]["name"] for a in done}
-    if models == {"leakynet"}:
-      fig_leakynet(arms, data, os.path.join(workdir, "leakynet_grid.png"))
-      figures.append(("LeakyNet grid", "leakynet_grid.png"))
-    if models == {"mlp"}:
-      fig_toy(arms, data, os.path.join(workdir, "toy_grid.png"))
-      figures.append(("Toy grid: unique features x eps", "toy_grid.png"))
+  for figure in FIGURES:
+    if figure.applies(sweep):
+      figure.draw(sweep, os.path.join(workdir, figure.file))
+      figures.append((figure.caption, figure.file))
 
   lines = [f"# Report: {os.path.basename(os.path.abspath(workdir))}", "",
            f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
