@@ -35,7 +35,7 @@ SEED = re.compile(r"(^|-)seed\d+(?=-|$)")
 def load(workdir: str) -> list:
   """One dict per arm: name, config, summary (or None), train and symmetry records."""
   arms = []
-  for name in sorted(os.listdir(workdir)):
+  for name in sorted(os.listdir(workdir), key=natural):
     path = os.path.join(workdir, name)
     if not os.path.isfile(os.path.join(path, "config.json")):
       continue
@@ -141,8 +141,13 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _style(i: int) -> dict:
-  """The i-th of 40 distinct (colour, line style) pairs: tab20's colours, then again with the next style."""
-  return {"color": plt.get_cmap("tab20")(i % 20), "ls": LINESTYLES[(i // 20) % len(LINESTYLES)]}
+  """The i-th of 40 distinct (colour, line style) pairs: the 10 default colours, then again in the next style."""
+  return {"color": f"C{i % 10}", "ls": LINESTYLES[(i // 10) % len(LINESTYLES)]}
+
+
+def natural(text: str) -> list:
+  """A sort key that orders the numbers inside names by value: k4 before k16."""
+  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _series(arm: dict, fn) -> tuple:
@@ -215,8 +220,9 @@ def eps_series(arms: list) -> dict:
     fields = dict(setting)
     return ", ".join(f"{k.split('.')[-1]}={fields.get(k)}" for k in varied) or fields["model.init"].strip("'")
 
-  return {(label(setting), name): sorted(points.items()) for (setting, name), points in series.items()
-          if len(points) >= 2}
+  out = {(label(setting), name): sorted(points.items()) for (setting, name), points in series.items()
+         if len(points) >= 2}
+  return dict(sorted(out.items(), key=lambda item: natural(" ".join(item[0]))))
 
 
 def breaking_step(arm: dict):
