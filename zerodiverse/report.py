@@ -3,24 +3,28 @@
   python -m zerodiverse.report WORKDIR [--data_note="offline CIFAR-10 rebuild (...)"]
 
 Reads every WORKDIR/<arm>/{config.json, summary.json, metrics.jsonl}. Arms that differ only in their seed
-form a group (mean and sample spread over seeds). Figures, each titled with the data it was trained on:
-accuracy per group; accuracy and symmetry-breaking step vs eps per breaker (when some breaker has an eps
-grid); distinct channels, filter correlation and channel spread over time per arm; the LeakyNet grid (when
-the runs are leakynet); the toy grid as a heat map (mlp runs over unique_features x init_noise). An arm with
-no summary.json is listed as unfinished and left out of the figures.
+form a group (mean and sample spread over seeds). An arm with no summary.json is listed as unfinished and
+left out of the figures.
+
+Figures come from the registry FIGURES: a new figure is one function `draw(sweep, path)` and one entry
+`Figure(file, caption, draw, applies)`, where `applies(sweep)` says whether the sweep has what the figure
+needs. Every figure is titled with the data its runs were trained on (`_save`).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import statistics
 import sys
 import textwrap
+from typing import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as patheffects  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from zerodiverse import breakers, defaults, symmetry  # pylint: disable=g-import-not-at-top
@@ -29,9 +33,9 @@ SEED = re.compile(r"(^|-)seed\d+(?=-|$)")
 
 
 def load(workdir: str) -> list:
-  """One dict per arm: name, config, summary (or None), symmetry records."""
+  """One dict per arm: name, config, summary (or None), train and symmetry records."""
   arms = []
-  for name in sorted(os.listdir(workdir)):
+  for name in sorted(os.listdir(workdir), key=natural):
     path = os.path.join(workdir, name)
     if not os.path.isfile(os.path.join(path, "config.json")):
       continue
@@ -46,6 +50,7 @@ def load(workdir: str) -> list:
       with open(os.path.join(path, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f if line.strip()]
     arms.append({"name": name, "config": config, "summary": summary,
+                 "train": [r for r in records if r["split"] == "train"],
                  "symmetry": [r for r in records if r["split"] == "symmetry"],
                  "group": SEED.sub("", name).strip("-") or name})
   return arms
@@ -67,6 +72,20 @@ def mean_sd(values: list) -> str:
   return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def train_loss(arm: dict):
+  """The last logged train loss (mean mini-batch loss over the last log_every steps); None if none logged."""
+  return arm["train"][-1]["loss"] if arm["train"] else None
+
+
+def dead_units(arm: dict):
+  """Channels that never fire on the probe batch at the last symmetry record, summed over the sown
+  activations; None where the records predate the count."""
+  if not arm["symmetry"]:
+    return None
+  counts = [m["dead"] for m in arm["symmetry"][-1]["activations"].values() if "dead" in m]
+  return int(sum(counts)) if counts else None
+
+
 def groups(arms: list) -> dict:
   out = {}
   for arm in arms:
@@ -80,6 +99,19 @@ def data_label(arms: list, note: str) -> str:
   return f"{text} — {note}" if note else text
 
 
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """What every figure draws from: all arms, the finished ones, the seed groups and the data label."""
+  arms: list
+  done: list
+  groups: dict
+  data: str
+
+  @property
+  def models(self) -> set:
+    return {a["config"]["model"]["name"] for a in self.done}
+
+
 def _save(fig, title: str, data: str, path: str) -> None:
   """Titles the figure with the data it shows (every figure says which data set), writes and closes it."""
   width = max(40, int(fig.get_figwidth() * 13))
@@ -89,7 +121,8 @@ def _save(fig, title: str, data: str, path: str) -> None:
   plt.close(fig)
 
 
-def fig_accuracy(gs: dict, data: str, path: str) -> None:
+def fig_accuracy(sweep: Sweep, path: str) -> None:
+  gs = sweep.groups
   names = [g for g, arms in gs.items() if any(a["summary"] for a in arms)]
   fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(names) + 2), 4))
   for i, g in enumerate(names):
@@ -101,7 +134,20 @@ def fig_accuracy(gs: dict, data: str, path: str) -> None:
   ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
   ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
-  _save(fig, "Accuracy per arm", data, path)
+  _save(fig, "Accuracy per arm", sweep.data, path)
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _style(i: int) -> dict:
+  """The i-th of 40 distinct (colour, line style) pairs: the 10 default colours, then again in the next style."""
+  return {"color": f"C{i % 10}", "ls": LINESTYLES[(i // 10) % len(LINESTYLES)]}
+
+
+def natural(text: str) -> list:
+  """A sort key that orders the numbers inside names by value: k4 before k16."""
+  return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _series(arm: dict, fn) -> tuple:
@@ -109,40 +155,74 @@ def _series(arm: dict, fn) -> tuple:
   return steps, [fn(r) for r in arm["symmetry"]]
 
 
-def fig_symmetry(arms: list, data: str, path: str) -> None:
+def fig_symmetry(sweep: Sweep, path: str) -> None:
+  arms = sweep.arms
   fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
   panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
             ("1 - mean output-filter correlation (float32 floor ~1e-7)",
              lambda r: max(1 - statistics.mean(m["corr_out"] for m in r["layers"].values()), 1e-8), "log"),
             ("median relative channel spread", lambda r: max(statistics.median(m["spread"] for m in r["layers"].values()), 1e-12), "log"))
-  colors = {}
+  styles = {}
   for arm in arms:
     if not arm["symmetry"]:
       continue
-    color = colors.setdefault(arm["group"], f"C{len(colors) % 10}")
-    first = arm["name"] == next(a["name"] for a in arms if a["group"] == arm["group"])
+    first = arm["group"] not in styles
+    style = styles.setdefault(arm["group"], _style(len(styles)))
     for ax, (label, fn, scale) in zip(axes, panels):
       steps, ys = _series(arm, fn)
-      ax.plot(steps, ys, color=color, ls="-" if first else "--", lw=1, label=arm["group"] if first else None)
+      ax.plot(steps, ys, lw=1, label=arm["group"] if first else None, **style)
       ax.set_yscale(scale)
       ax.set_xlabel("step")
       ax.set_title(label, fontsize=9)
   axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
-  axes[0].legend(fontsize=6)
-  _save(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data, path)
+  axes[0].legend(fontsize=5, ncol=2 if len(styles) > 12 else 1)
+  _save(fig, f"Symmetry over training (one line per seed, one colour and line style per group; dotted: breaking threshold {symmetry.THRESHOLD:g})", sweep.data, path)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  """{"model.width": 256, ...}: a nested config as dotted field names (lists as tuples, to compare)."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+  return out
+
+
+def _setting(config: dict) -> tuple:
+  """Every field of a config but the seed and the breakers: arms with the same setting form one eps series."""
+  return tuple(sorted((k, repr(v)) for k, v in _flat(config).items() if k != "seed" and not k.startswith("breaker.")))
 
 
 def eps_series(arms: list) -> dict:
-  """{(init, breaker): [(eps, [arms])]} for breakers run at two or more eps values."""
-  out = {}
-  for arm in arms:
-    if not arm["summary"]:
-      continue
+  """{(label, breaker): [(eps, [arms])]}: one series per breaker and setting of the other fields (seeds
+  pooled), the same setting's arms with no breaker at eps 0; only series over two or more eps values. The
+  label names the fields that differ between the series' settings (the init when none do)."""
+  done = [a for a in arms if a["summary"]]
+  series, plain = {}, {}
+  for arm in done:
     name, eps = breaker_of(arm["config"])
-    if name == "none" or "+" in name:
+    if "+" in name:
       continue
-    out.setdefault((defaults.init_of(arm["config"]["model"]), name), {}).setdefault(eps, []).append(arm)
-  return {k: sorted(v.items()) for k, v in out.items() if len(v) >= 2}
+    setting = _setting(arm["config"])
+    if name == "none":
+      plain.setdefault(setting, []).append(arm)
+    else:
+      series.setdefault((setting, name), {}).setdefault(eps, []).append(arm)
+  for (setting, _), points in series.items():
+    if setting in plain:
+      points[0.0] = plain[setting]
+  settings = [dict(setting) for setting, _ in series]
+  varied = [k for k in sorted(set().union(*settings)) if len({s.get(k) for s in settings}) > 1]
+
+  def label(setting: tuple) -> str:
+    fields = dict(setting)
+    return ", ".join(f"{k.split('.')[-1]}={fields.get(k)}" for k in varied) or fields["model." + defaults.init_field(fields["model.name"].strip("'"))].strip("'")
+
+  out = {(label(setting), name): sorted(points.items()) for (setting, name), points in series.items()
+         if len(points) >= 2}
+  return dict(sorted(out.items(), key=lambda item: natural(" ".join(item[0]))))
 
 
 def breaking_step(arm: dict):
@@ -163,27 +243,51 @@ def distinct_step(arm: dict):
   return statistics.median(steps) if steps else None
 
 
-def fig_vs_eps(series: dict, data: str, path: str) -> None:
-  fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-  for (init, name), points in series.items():
+def _mean_sd_plot(ax, xs: list, per_x: list, **style) -> None:
+  """Mean with a sample-sd bar over seeds at each x, and every seed as a dot in the same colour."""
+  means = [statistics.mean(v) for v in per_x]
+  sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_x]
+  line = ax.errorbar(xs, means, yerr=sds, capsize=3, marker="o", ms=4, lw=1.2, **style)
+  for x, v in zip(xs, per_x):
+    ax.plot([x] * len(v), v, ".", color=line[0].get_color(), ms=3, alpha=0.6)
+
+
+def _eps_axis(ax, eps: list) -> None:
+  """A log eps axis that still shows eps = 0 (linear below the smallest nonzero eps)."""
+  positive = [e for e in eps if e > 0]
+  ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.5)
+  ax.set_xticks(sorted(set(eps)), [f"{e:g}" for e in sorted(set(eps))], fontsize=7)
+  ax.set_xlabel("eps")
+
+
+def fig_vs_eps(sweep: Sweep, path: str) -> None:
+  series = eps_series(sweep.arms)
+  panels = (("final test accuracy", lambda a: a["summary"]["final_test_accuracy"], "linear"),
+            ("train loss (last logged window)", train_loss, "log"),
+            ("symmetry-breaking step (median over layers; top = never)", None, "linear"))
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+  all_eps = []
+  for i, ((label, name), points) in enumerate(series.items()):
     eps = [e for e, _ in points]
-    acc = [statistics.mean(a["summary"]["final_test_accuracy"] for a in arms) for _, arms in points]
-    a1.plot(eps, acc, "o-", label=f"{init} / {name}")
+    all_eps += eps
     never = max(a["summary"]["steps"] for _, arms in points for a in arms)
-    steps = [statistics.mean(breaking_step(a) if breaking_step(a) is not None else never for a in arms)
-             for _, arms in points]
-    a2.plot(eps, steps, "o-", label=f"{init} / {name}")
-  for ax, label in ((a1, "final test accuracy (mean over seeds)"),
-                    (a2, "symmetry-breaking step (median over layers; top = never)")):
-    ax.set_xscale("log")
-    ax.set_xlabel("eps")
+    for ax, (_, fn, _) in zip(axes, panels):
+      fn = fn or (lambda a, never=never: breaking_step(a) if breaking_step(a) is not None else never)
+      per_eps = [[v for v in map(fn, arms) if v is not None] for _, arms in points]
+      keep = [j for j, v in enumerate(per_eps) if v]
+      _mean_sd_plot(ax, [eps[j] for j in keep], [per_eps[j] for j in keep], label=f"{label} / {name}",
+                    **_style(i))
+  for ax, (label, _, scale) in zip(axes, panels):
+    _eps_axis(ax, all_eps)
+    ax.set_yscale(scale)
     ax.set_ylabel(label, fontsize=8)
-    ax.legend(fontsize=7)
-  _save(fig, "Accuracy and symmetry-breaking step vs eps", data, path)
+  axes[0].legend(fontsize=6)
+  _save(fig, "Accuracy, train loss and symmetry-breaking step vs eps, one line per setting (mean ± sd over "
+        "seeds, dots: single seeds)", sweep.data, path)
 
 
-def fig_leakynet(arms: list, data: str, path: str) -> None:
-  done = [a for a in arms if a["summary"]]
+def fig_leakynet(sweep: Sweep, path: str) -> None:
+  done = sweep.done
   inits = sorted({defaults.init_of(a["config"]["model"]) for a in done}, key=lambda s: (s.count("1"), s))
   kinds = sorted({breaker_of(a["config"])[0] for a in done})
   fig, ax = plt.subplots(figsize=(max(6, len(inits) * 1.1), 4))
@@ -197,32 +301,112 @@ def fig_leakynet(arms: list, data: str, path: str) -> None:
   ax.set_xticks(range(len(inits)), inits, rotation=30, ha="right", fontsize=7)
   ax.set_ylabel("final test accuracy (mean over seeds)")
   ax.legend(fontsize=7)
-  _save(fig, "LeakyNet grid (more '1' layers to the right)", data, path)
+  _save(fig, "LeakyNet grid (more '1' layers to the right)", sweep.data, path)
 
 
-def fig_toy(arms: list, data: str, path: str) -> None:
-  done = [a for a in arms if a["summary"]]
-  width = done[0]["config"]["model"]["width"]
-  ks = sorted({a["config"]["model"]["unique_features"] or width for a in done})
-  eps = sorted({a["config"]["breaker"]["init_noise"] for a in done})
-  grid = [[float("nan")] * len(eps) for _ in ks]
-  for i, k in enumerate(ks):
-    for j, e in enumerate(eps):
-      vals = [a["summary"]["final_test_accuracy"] for a in done
-              if (a["config"]["model"]["unique_features"] or width) == k and a["config"]["breaker"]["init_noise"] == e]
-      if vals:
-        grid[i][j] = statistics.mean(vals)
-  fig, ax = plt.subplots(figsize=(1.2 * len(eps) + 3, 0.6 * len(ks) + 2))
-  im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
-  for i in range(len(ks)):
-    for j in range(len(eps)):
-      ax.text(j, i, f"{grid[i][j]:.3f}", ha="center", va="center", color="w", fontsize=8)
-  ax.set_xticks(range(len(eps)), [f"{e:g}" for e in eps])
-  ax.set_yticks(range(len(ks)), [str(k) for k in ks])
-  ax.set_xlabel("init noise eps on the hidden layer")
-  ax.set_ylabel("unique hidden features k")
-  fig.colorbar(im, label="final test accuracy")
-  _save(fig, f"Toy MLP (width {width}): accuracy vs unique features x eps", data, path)
+def toy_cells(done: list) -> tuple:
+  """(ks, columns, {(k, column): [arms]}) of a toy sweep: a column per init-noise eps of the duplicated nets
+  (unique_features = k > 0, any width), and "width k" for the controls (unique_features = 0, width = k)."""
+  cells = {}
+  for a in done:
+    model = a["config"]["model"]
+    column = a["config"]["breaker"]["init_noise"] if model["unique_features"] else "width k"
+    cells.setdefault((model["unique_features"] or model["width"], column), []).append(a)
+  ks = sorted({k for k, _ in cells})
+  eps = sorted({c for _, c in cells if c != "width k"})
+  return ks, eps + (["width k"] if any(c == "width k" for _, c in cells) else []), cells
+
+
+TOY_METRICS = (("final test accuracy", lambda a: a["summary"]["final_test_accuracy"], "viridis", "{:.3f}"),
+               ("train loss (last logged window)", train_loss, "magma_r", "{:.3f}"),
+               ("dead hidden units (never fire on the probe batch)", dead_units, "Greys", "{:.0f}"))
+
+
+def fig_toy(sweep: Sweep, path: str) -> None:
+  ks, columns, cells = toy_cells(sweep.done)
+  width = max(a["config"]["model"]["width"] for a in sweep.done)
+  fig, axes = plt.subplots(1, len(TOY_METRICS), figsize=(len(TOY_METRICS) * (0.9 * len(columns) + 2.2),
+                                                         0.55 * len(ks) + 2.2))
+  for ax, (label, fn, cmap, fmt) in zip(axes, TOY_METRICS):
+    grid = [[float("nan")] * len(columns) for _ in ks]
+    for i, k in enumerate(ks):
+      for j, c in enumerate(columns):
+        vals = [v for v in map(fn, cells.get((k, c), [])) if v is not None]
+        if vals:
+          grid[i][j] = statistics.mean(vals)
+          sd = f"\n±{fmt.format(statistics.stdev(vals))}" if len(vals) > 1 else ""
+          ax.text(j, i, fmt.format(grid[i][j]) + sd, ha="center", va="center", fontsize=7,
+                  path_effects=[patheffects.withStroke(linewidth=2, foreground="w")])
+    im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
+    if "width k" in columns:
+      ax.axvline(len(columns) - 1.5, color="w", lw=3)
+    ax.set_xticks(range(len(columns)), [c if isinstance(c, str) else f"{c:g}" for c in columns], fontsize=7)
+    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xlabel("init noise eps on the hidden layer | control: an MLP of width k", fontsize=7)
+    ax.set_ylabel("unique hidden features k")
+    ax.set_title(label, fontsize=8)
+    fig.colorbar(im, ax=ax)
+  seeds = sorted({len(v) for v in cells.values()})
+  _save(fig, f"Toy MLP (width {width} with k unique features, or width k): mean ± sd over "
+        f"{'/'.join(map(str, seeds))} seeds per cell", sweep.data, path)
+
+
+def fig_toy_over_time(sweep: Sweep, path: str) -> None:
+  """Small multiples: a column per k, a colour per eps, the width-k control in black; one line per seed."""
+  ks, columns, cells = toy_cells(sweep.done)
+  rows = (("train loss", lambda a: ([r["step"] for r in a["train"]], [r["loss"] for r in a["train"]]), "log"),
+          ("train accuracy", lambda a: ([r["step"] for r in a["train"]], [r["accuracy"] for r in a["train"]]), "linear"),
+          ("dead hidden units", lambda a: ([r["step"] for r in a["symmetry"]],
+                                           [sum(m.get("dead", 0) for m in r["activations"].values())
+                                            for r in a["symmetry"]]), "linear"))
+  fig, axes = plt.subplots(len(rows), len(ks), figsize=(2.6 * len(ks) + 1, 2.1 * len(rows) + 0.8),
+                           sharex=True, sharey="row", squeeze=False)
+  colours = {c: ("k" if c == "width k" else f"C{j}") for j, c in enumerate(columns)}
+  for col, k in enumerate(ks):
+    axes[0][col].set_title(f"k = {k}", fontsize=9)
+    for c in columns:
+      for n, arm in enumerate(cells.get((k, c), [])):
+        name = c if isinstance(c, str) else f"eps {c:g}"
+        for row, (_, fn, _) in enumerate(rows):
+          steps, ys = fn(arm)
+          axes[row][col].plot(steps, ys, color=colours[c], ls="--" if c == "width k" else "-", lw=0.9,
+                              alpha=0.8, label=name if n == 0 and row == 0 else None)
+  for row, (label, _, scale) in enumerate(rows):
+    axes[row][0].set_ylabel(label, fontsize=8)
+    for ax in axes[row]:
+      ax.set_yscale(scale)
+  for ax in axes[-1]:
+    ax.set_xlabel("step")
+  handles = {}
+  for ax in axes[0]:
+    for h, l in zip(*ax.get_legend_handles_labels()):
+      handles.setdefault(l, h)
+  axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6)
+  _save(fig, "Toy MLP over training: a panel per k, a colour per eps (dashed black: width-k control), one "
+        "line per seed", sweep.data, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """One report figure: `draw(sweep, path)` writes `file` when `applies(sweep)`; `caption` heads its section."""
+  file: str
+  caption: str
+  draw: Callable
+  applies: Callable = lambda sweep: bool(sweep.done)
+
+
+FIGURES = (
+    Figure("accuracy.png", "Final and best test accuracy per arm", fig_accuracy),
+    Figure("symmetry_over_time.png", "Distinct channels, filter correlation and channel spread over time",
+           fig_symmetry),
+    Figure("vs_eps.png", "Accuracy and symmetry-breaking step vs eps", fig_vs_eps,
+           lambda sweep: bool(eps_series(sweep.arms))),
+    Figure("leakynet_grid.png", "LeakyNet grid", fig_leakynet, lambda sweep: sweep.models == {"leakynet"}),
+    Figure("toy_grid.png", "Toy grid: unique features x eps, beside width-k networks", fig_toy,
+           lambda sweep: sweep.models == {"mlp"}),
+    Figure("toy_over_time.png", "Toy runs over training, per k", fig_toy_over_time,
+           lambda sweep: sweep.models == {"mlp"}),
+)
 
 
 def write(workdir: str, data_note: str = "") -> str:
@@ -233,40 +417,32 @@ def write(workdir: str, data_note: str = "") -> str:
   gs = groups(arms)
   data = data_label(arms, data_note)
   done = [a for a in arms if a["summary"]]
+  sweep = Sweep(arms=arms, done=done, groups=gs, data=data)
   figures = []
-  if done:
-    fig_accuracy(gs, data, os.path.join(workdir, "accuracy.png"))
-    figures.append(("Final and best test accuracy per arm", "accuracy.png"))
-    fig_symmetry(arms, data, os.path.join(workdir, "symmetry_over_time.png"))
-    figures.append(("Distinct channels, filter correlation and channel spread over time", "symmetry_over_time.png"))
-    series = eps_series(arms)
-    if series:
-      fig_vs_eps(series, data, os.path.join(workdir, "vs_eps.png"))
-      figures.append(("Accuracy and symmetry-breaking step vs eps", "vs_eps.png"))
-    models = {a["config"]["model"]["name"] for a in done}
-    if models == {"leakynet"}:
-      fig_leakynet(arms, data, os.path.join(workdir, "leakynet_grid.png"))
-      figures.append(("LeakyNet grid", "leakynet_grid.png"))
-    if models == {"mlp"}:
-      fig_toy(arms, data, os.path.join(workdir, "toy_grid.png"))
-      figures.append(("Toy grid: unique features x eps", "toy_grid.png"))
+  for figure in FIGURES:
+    if figure.applies(sweep):
+      figure.draw(sweep, os.path.join(workdir, figure.file))
+      figures.append((figure.caption, figure.file))
 
   lines = [f"# Report: {os.path.basename(os.path.abspath(workdir))}", "",
            f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
            "only in the seed). Accuracy: mean ± sample sd over seeds. Symmetry-breaking step: first logged "
            f"step at which a layer's relative channel spread exceeds {symmetry.THRESHOLD:g} "
            "(zerodiverse/symmetry.py); 'broken' counts such layers; bitwise-distinct: first logged step at which a "
-           "layer has more than one bitwise-distinct channel. Per-seed values are separated by commas.", "",
-           "| group | model | init | breaker | eps | seeds | final acc | best acc | distinct channels (min-max) "
-           "| layers broken | breaking step (median) | bitwise-distinct from step (median) | max spread at end |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "layer has more than one bitwise-distinct channel. Train loss: the last logged mean mini-batch loss (over "
+           "the last log_every steps). Dead units: channels with no positive activation on the whole probe batch at "
+           "the end. Per-seed values are separated by commas.", "",
+           "| group | model | init | breaker | eps | seeds | final acc | best acc | train loss | dead units "
+           "| distinct channels (min-max) | layers broken | breaking step (median) "
+           "| bitwise-distinct from step (median) | max spread at end |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for g, members in gs.items():
     finished = [a for a in members if a["summary"]]
     cfg = members[0]["config"]
     name, eps = breaker_of(cfg)
     if not finished:
       lines.append(f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | 0 "
-                   "| not finished | | | | | | |")
+                   "| not finished | | | | | | | | |")
       continue
     channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
     broken = [sum(s is not None for s in a["summary"]["symmetry_breaking_step"].values()) for a in finished]
@@ -277,6 +453,8 @@ def write(workdir: str, data_note: str = "") -> str:
         f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | {len(finished)} "
         f"| {mean_sd([a['summary']['final_test_accuracy'] for a in finished])} "
         f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
+        f"| {mean_sd([x for x in map(train_loss, finished) if x is not None])} "
+        f"| {', '.join('?' if d is None else str(d) for d in map(dead_units, finished))} "
         f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "
         f"| {', '.join('never' if s is None else f'{s:g}' for s in steps)} "
         f"| {', '.join('never' if s is None else f'{s:g}' for s in map(distinct_step, finished))} "

@@ -11,7 +11,8 @@ A layer's feature channels are its output channels, except the classifier `head`
 input rows (its outputs are the classes, which are not symmetric features).
 
 On a fixed probe batch, for every sown intermediate activation x (B, ..., C): `act_var` = mean over batch
-and space of (x - mean_c x)^2, 0 when all channels are identical, and `act_var_rel` = act_var / mean(x^2).
+and space of (x - mean_c x)^2, 0 when all channels are identical, `act_var_rel` = act_var / mean(x^2), and
+`dead` = the number of channels with no positive value on the whole batch (ReLU units that never fire).
 
 Symmetry-breaking step of a layer: the first logged step at which its `spread` exceeds THRESHOLD (1e-3:
 its channels differ by 0.1 % of the kernel's norm; bitwise-identical channels give exactly 0, and the
@@ -116,7 +117,7 @@ def _weight_stats_for(axes: dict):
 
 
 def make_probe(model):
-  """A jitted `(params, batch_stats, images) -> {intermediate: {act_var, act_var_rel}}` (eval mode)."""
+  """A jitted `(params, batch_stats, images) -> {intermediate: {act_var, act_var_rel, dead}}` (eval mode)."""
 
   def probe(params, batch_stats, images):
     _, state = model.apply({"params": params, "batch_stats": batch_stats}, images, train=False,
@@ -127,7 +128,8 @@ def make_probe(model):
       name = name[:-2] if name.endswith("/0") else name  # sow keeps a tuple per name
       var = activation_variance(x)
       power = jnp.mean(jnp.asarray(x, jnp.float32) ** 2)
-      out[name] = {"act_var": var, "act_var_rel": jnp.where(power > 0, var / jnp.where(power > 0, power, 1), 0.0)}
+      out[name] = {"act_var": var, "act_var_rel": jnp.where(power > 0, var / jnp.where(power > 0, power, 1), 0.0),
+                   "dead": jnp.sum(jnp.all(x <= 0, axis=tuple(range(x.ndim - 1))))}
     return out
 
   return jax.jit(probe)
