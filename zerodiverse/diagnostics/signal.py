@@ -1,11 +1,14 @@
 """Signal propagation of a model at init: per-layer forward and backward norms, input-output Jacobian spectrum.
 
 Every Conv and Dense call is tapped with `nn.intercept_methods`, so any registered model works unchanged:
-- forward: the RMS of each layer's output on a probe batch (eval mode: BN at init is 1/sqrt(1 + eps));
+- forward: the RMS of each layer's output on a probe batch, in train mode (BN normalizes with the batch's
+  statistics, as in training) or eval mode (BN uses its running averages, which at init are mean 0 and
+  variance 1, so BN then does nothing but divide by sqrt(1 + eps) and a network without normalization is
+  what is measured);
 - backward: the RMS of d(loss)/d(layer output), cross-entropy on the probe labels (a zero tap is added to
   each output and differentiated), i.e. the backward signal, not the weight gradient;
 - Jacobian: of the penultimate features (the input of the Dense named "head") with respect to one input
-  image. Exact (jax.jacfwd + SVD) when small; otherwise the top-k singular values by a randomized range
+  image (in train mode: that image inside the probe batch, the others held fixed). Exact (jax.jacfwd + SVD) when small; otherwise the top-k singular values by a randomized range
   finder (Halko, Martinsson & Tropp 2011: J Omega by forward-mode, Q^T J by reverse-mode, SVD of Q^T J).
 """
 
@@ -20,8 +23,9 @@ def _path(module) -> str:
   return "/".join(module.scope.path)
 
 
-def tapped_apply(model, variables, x, taps=None):
-  """(logits, {layer: output}, head input) with `taps[layer]` added to each Conv/Dense output."""
+def tapped_apply(model, variables, x, taps=None, train: bool = False):
+  """(logits, {layer: output}, head input) with `taps[layer]` added to each Conv/Dense output; `train`: BN
+  uses batch statistics (the updated running averages are dropped)."""
   outputs, head_in = {}, []
 
   def interceptor(next_fun, args, kwargs, context):
@@ -37,7 +41,10 @@ def tapped_apply(model, variables, x, taps=None):
     return out
 
   with nn.intercept_methods(interceptor):
-    logits = model.apply(variables, x, train=False)
+    if train:
+      logits, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    else:
+      logits = model.apply(variables, x, train=False)
   return logits, outputs, head_in[0]
 
 
@@ -45,17 +52,17 @@ def _rms(a) -> jax.Array:
   return jnp.sqrt(jnp.mean(jnp.square(a)))
 
 
-def layer_norms(model, variables, x, labels) -> dict:
+def layer_norms(model, variables, x, labels, train: bool = False) -> dict:
   """{"layers": [...], "forward_rms": [...], "backward_rms": [...]} in call order (one jitted pass)."""
   order = []
 
   @jax.jit
   def run(variables, x, labels):
-    _, outputs, _ = tapped_apply(model, variables, x)
+    _, outputs, _ = tapped_apply(model, variables, x, train=train)
     order[:] = list(outputs)  # a plain dict built while tracing: its keys are in call order
 
     def loss(taps):
-      logits, outs, _ = tapped_apply(model, variables, x, taps)
+      logits, outs, _ = tapped_apply(model, variables, x, taps, train)
       return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), outs
 
     grads, outs = jax.grad(loss, has_aux=True)(jax.tree.map(jnp.zeros_like, outputs))
@@ -66,9 +73,12 @@ def layer_norms(model, variables, x, labels) -> dict:
           "backward_rms": [float(backward[n]) for n in order]}
 
 
-def features_fn(model, variables):
-  """image (H, W, C) -> penultimate features (the head's input), flattened."""
-  return lambda image: tapped_apply(model, variables, image[None])[2].ravel()
+def features_fn(model, variables, batch=None):
+  """image (H, W, C) -> penultimate features (the head's input), flattened. With `batch` (train mode): the
+  image takes the place of batch[0], and BN normalizes with the statistics of that whole batch."""
+  if batch is None:
+    return lambda image: tapped_apply(model, variables, image[None])[2].ravel()
+  return lambda image: tapped_apply(model, variables, batch.at[0].set(image), train=True)[2][0].ravel()
 
 
 def jacobian_svals(f, x, exact: bool = True, k: int = 32, key=None) -> np.ndarray:
