@@ -68,6 +68,9 @@ def test_train_mode_normalizes_with_batch_statistics():
             for mode in ("train", "eval")}
   np.testing.assert_allclose(growth["eval"], [30, 30], rtol=1e-4)
   np.testing.assert_allclose(growth["train"], [30, 1], rtol=1e-4)
+  stream = norms["train", 1.0]
+  assert stream["streams"] == ["output", "stage1_block0/output", "stage2_block0/output", "stage3_block0/output"]
+  np.testing.assert_allclose(stream["stream_rms"][0], stream["forward_rms"][0], rtol=1e-6)  # the stem's output
   f = signal.features_fn(model, variables, x)  # one image inside the batch, the others fixed
   np.testing.assert_allclose(f(x[0]), signal.tapped_apply(model, variables, x, train=True)[2][0].ravel(), rtol=1e-6)
   assert not np.allclose(f(x[0]), signal.features_fn(model, variables)(x[0]), rtol=1e-2)

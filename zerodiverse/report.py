@@ -5,7 +5,8 @@
 Reads every WORKDIR/<arm>/{config.json, summary.json, metrics.jsonl}. Arms that differ only in their seed
 form a group (mean and sample spread over seeds). Figures, each titled with the data it was trained on:
 accuracy per group; accuracy and symmetry-breaking step vs eps per breaker (when some breaker has an eps
-grid); distinct channels, filter correlation and channel spread over time per arm; the LeakyNet grid (when
+grid); bitwise and functionally distinct channels, functional spread and activation variance over time per
+arm; the authors' -log|corr| (forward, backward, per kernel) and Diversity over time; the LeakyNet grid (when
 the runs are leakynet); the toy grid as a heat map (mlp runs over unique_features x init_noise). An arm with
 no summary.json is listed as unfinished and left out of the figures.
 """
@@ -109,27 +110,56 @@ def _series(arm: dict, fn) -> tuple:
   return steps, [fn(r) for r in arm["symmetry"]]
 
 
-def fig_symmetry(arms: list, data: str, path: str) -> None:
-  fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-  panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
-            ("1 - mean output-filter correlation (float32 floor ~1e-7)",
-             lambda r: max(1 - statistics.mean(m["corr_out"] for m in r["layers"].values()), 1e-8), "log"),
-            ("median relative channel spread", lambda r: max(statistics.median(m["spread"] for m in r["layers"].values()), 1e-12), "log"))
+def _median(layers: dict, metric: str, floor: float = 0.0) -> float:
+  return max(statistics.median(m[metric] for m in layers.values()), floor)
+
+
+def _representations(r: dict) -> dict:
+  return {k: m for k, m in r["activations"].items() if "func_spread" in m}
+
+
+# Panels over training: (title, record -> value, y scale). One figure per list; a new panel is one entry.
+SYMMETRY_PANELS = (
+    ("bitwise-distinct channels (mean over kernels)",
+     lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
+    ("functionally distinct channels (mean over layers)",
+     lambda r: statistics.mean(m["func_distinct"] for m in _representations(r).values()), "log"),
+    (f"functional spread (median over layers; dotted: breaking threshold {symmetry.THRESHOLD:g})",
+     lambda r: _median(_representations(r), "func_spread", 1e-12), "log"),
+    ("activation variance across channels / mean square (median over sown activations)",
+     lambda r: _median(r["activations"], "act_var_rel", 1e-20), "log"),
+)
+CORRELATION_PANELS = (
+    ("-log|corr| between output filters (forward; median over layers)",
+     lambda r: _median(r["layers"], "neglog_corr_forward", 1e-8), "log"),
+    ("-log|corr| between input-channel slices (backward)",
+     lambda r: _median(r["layers"], "neglog_corr_backward", 1e-8), "log"),
+    ("-log|corr| between kh x kw kernels", lambda r: _median(r["layers"], "neglog_corr_kernel", 1e-8), "log"),
+    ("Diversity: sum over layers of log sqrt(1 - backward^2)", lambda r: r["diversity"], "linear"),
+)
+
+
+def fig_over_time(arms: list, panels: tuple, title: str, data: str, path: str) -> None:
+  """One panel per entry of `panels`, one line per arm (colour per group, dashed for later seeds)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2))
   colors = {}
   for arm in arms:
     if not arm["symmetry"]:
       continue
     color = colors.setdefault(arm["group"], f"C{len(colors) % 10}")
+    style = "-" if len(colors) <= 10 else ":"
     first = arm["name"] == next(a["name"] for a in arms if a["group"] == arm["group"])
     for ax, (label, fn, scale) in zip(axes, panels):
       steps, ys = _series(arm, fn)
-      ax.plot(steps, ys, color=color, ls="-" if first else "--", lw=1, label=arm["group"] if first else None)
+      ax.plot(steps, ys, color=color, ls=style if first else "--", lw=1, label=arm["group"] if first else None)
       ax.set_yscale(scale)
       ax.set_xlabel("step")
-      ax.set_title(label, fontsize=9)
-  axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
+      ax.set_title(textwrap.fill(label, 48), fontsize=8)
+  for ax, (label, _, _) in zip(axes, panels):
+    if "threshold" in label:
+      ax.axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
   axes[0].legend(fontsize=6)
-  _save(fig, f"Symmetry over training (one line per seed; dotted: breaking threshold {symmetry.THRESHOLD:g})", data, path)
+  _save(fig, f"{title} (one line per seed)", data, path)
 
 
 def eps_series(arms: list) -> dict:
@@ -147,8 +177,7 @@ def eps_series(arms: list) -> dict:
 
 def breaking_step(arm: dict):
   """The median over layers of the symmetry-breaking step (None if no layer broke)."""
-  steps = [s for s in arm["summary"]["symmetry_breaking_step"].values() if s is not None]
-  return statistics.median(steps) if steps else None
+  return arm["summary"]["symmetry_breaking"]["median"]
 
 
 def distinct_step(arm: dict):
@@ -161,6 +190,15 @@ def distinct_step(arm: dict):
         first[layer] = r["step"]
   steps = [s for s in first.values() if s is not None]
   return statistics.median(steps) if steps else None
+
+
+def _step(s) -> str:
+  return "never" if s is None else f"{s:g}"
+
+
+def _breaking(arm: dict) -> str:
+  b = arm["summary"]["symmetry_breaking"]
+  return f"{_step(b['median'])} / {_step(b['max'])} ({b['never']} of {b['layers']})"
 
 
 def fig_vs_eps(series: dict, data: str, path: str) -> None:
@@ -237,8 +275,11 @@ def write(workdir: str, data_note: str = "") -> str:
   if done:
     fig_accuracy(gs, data, os.path.join(workdir, "accuracy.png"))
     figures.append(("Final and best test accuracy per arm", "accuracy.png"))
-    fig_symmetry(arms, data, os.path.join(workdir, "symmetry_over_time.png"))
-    figures.append(("Distinct channels, filter correlation and channel spread over time", "symmetry_over_time.png"))
+    fig_over_time(arms, SYMMETRY_PANELS, "Symmetry over training", data, os.path.join(workdir, "symmetry_over_time.png"))
+    figures.append(("Distinct channels, functional spread and activation variance over time", "symmetry_over_time.png"))
+    fig_over_time(arms, CORRELATION_PANELS, "The authors' weight correlations and Diversity over training", data,
+                  os.path.join(workdir, "correlations_over_time.png"))
+    figures.append(("The authors' weight correlations and Diversity over time", "correlations_over_time.png"))
     series = eps_series(arms)
     if series:
       fig_vs_eps(series, data, os.path.join(workdir, "vs_eps.png"))
@@ -253,34 +294,41 @@ def write(workdir: str, data_note: str = "") -> str:
 
   lines = [f"# Report: {os.path.basename(os.path.abspath(workdir))}", "",
            f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
-           "only in the seed). Accuracy: mean ± sample sd over seeds. Symmetry-breaking step: first logged "
-           f"step at which a layer's relative channel spread exceeds {symmetry.THRESHOLD:g} "
-           "(zerodiverse/symmetry.py); 'broken' counts such layers; bitwise-distinct: first logged step at which a "
-           "layer has more than one bitwise-distinct channel. Per-seed values are separated by commas.", "",
-           "| group | model | init | breaker | eps | seeds | final acc | best acc | distinct channels (min-max) "
-           "| layers broken | breaking step (median) | bitwise-distinct from step (median) | max spread at end |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "only in the seed). Accuracy: mean ± sample sd over seeds. Breaking step of a layer (the stem, each "
+           "block): the first logged step at which its output's channels, each standardized over the probe "
+           f"batch, differ by {symmetry.THRESHOLD:g} of their std (zerodiverse/symmetry.py); median and max over "
+           "the layers that broke, and how many never did. Functional channels: channels that differ after "
+           f"that standardization by more than {symmetry.TOLERANCE:g} (scale, offset and +0/-0 do not count); "
+           "bitwise-distinct: first logged step at which a kernel has more than one bitwise-distinct channel. "
+           f"Break epoch: the authors' rule (test accuracy above {symmetry.ACCURACY_THRESHOLD:.0%} at more than "
+           f"{symmetry.EPOCHS_ABOVE} epoch ends). Diversity: the authors' sum over layers of "
+           "log sqrt(1 - backward correlation^2), at the end. Per-seed values are separated by commas.", "",
+           "| group | model | init | breaker | eps | seeds | final acc | best acc | bitwise channels (min-max) "
+           "| functional channels (min-max) | breaking step median / max (never of layers) "
+           "| bitwise-distinct from step (median) | break epoch | Diversity at end | act var rel at end (median) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for g, members in gs.items():
     finished = [a for a in members if a["summary"]]
     cfg = members[0]["config"]
     name, eps = breaker_of(cfg)
     if not finished:
       lines.append(f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | 0 "
-                   "| not finished | | | | | | |")
+                   "| not finished | | | | | | | | |")
       continue
     channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
-    broken = [sum(s is not None for s in a["summary"]["symmetry_breaking_step"].values()) for a in finished]
-    total = len(finished[0]["summary"]["symmetry_breaking_step"])
-    steps = [breaking_step(a) for a in finished]
-    spreads = [max(m["spread"] for m in a["symmetry"][-1]["layers"].values()) for a in finished if a["symmetry"]]
+    functional = [c for a in finished for c in a["summary"]["functional_channels"].values()] or [0]
+    last = [a["symmetry"][-1] for a in finished if a["symmetry"]]
+    diversity = ", ".join(f"{r['diversity']:.1f}" for r in last)
+    act_var = ", ".join(f"{_median(r['activations'], 'act_var_rel'):.1e}" for r in last)
     lines.append(
         f"| {g} | {cfg['model']['name']} | {cfg['model']['init']} | {name} | {eps:g} | {len(finished)} "
         f"| {mean_sd([a['summary']['final_test_accuracy'] for a in finished])} "
         f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
-        f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "
-        f"| {', '.join('never' if s is None else f'{s:g}' for s in steps)} "
-        f"| {', '.join('never' if s is None else f'{s:g}' for s in map(distinct_step, finished))} "
-        f"| {', '.join(f'{s:.1e}' for s in spreads)} |")
+        f"| {min(channels)}-{max(channels)} | {min(functional)}-{max(functional)} "
+        f"| {', '.join(map(_breaking, finished))} "
+        f"| {', '.join(_step(s) for s in map(distinct_step, finished))} "
+        f"| {', '.join(_step(a['summary']['symmetry_break_epoch']) for a in finished)} "
+        f"| {diversity} | {act_var} |")
   lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
   for a in arms:
     s = a["summary"]

@@ -57,8 +57,9 @@ def run_signal(args) -> dict:
 
 
 def last_block_rms(result: dict) -> float:
-  """The forward RMS of the last layer before the head: what the residual stream has grown to."""
-  return result["forward_rms"][-2] if len(result["forward_rms"]) > 1 else result["forward_rms"][-1]
+  """The RMS of the last block's output (the residual stream the head reads; the last layer's output for a
+  model that sows no stream)."""
+  return result["stream_rms"][-1] if result["stream_rms"] else result["forward_rms"][-1]
 
 
 def plot_signal(out: dict, path: str) -> None:
