@@ -63,8 +63,8 @@ def last_block_rms(result: dict) -> float:
 
 
 def plot_signal(out: dict, path: str) -> None:
-  """One row per BN mode (train first): per-layer forward and backward RMS and the Jacobian spectrum at the
-  deepest depth, and the largest singular value vs depth."""
+  """One row per BN mode (train first): per-layer forward RMS, residual-stream RMS per block and backward RMS,
+  and the Jacobian spectrum at the deepest depth, and the largest singular value vs depth."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -72,7 +72,7 @@ def plot_signal(out: dict, path: str) -> None:
   arms = list(dict.fromkeys(r["arm"] for r in results))
   modes = sorted({r.get("mode", "eval") for r in results}, key=lambda m: m != "train")
   deepest = max(r["depth"] for r in results)
-  fig, axes = plt.subplots(len(modes), 4, figsize=(18, 3.6 * len(modes)), squeeze=False)
+  fig, axes = plt.subplots(len(modes), 5, figsize=(22, 3.6 * len(modes)), squeeze=False)
   for row, mode in zip(axes, modes):
     for i, arm in enumerate(arms):
       color = f"C{i % 10}"
@@ -80,19 +80,21 @@ def plot_signal(out: dict, path: str) -> None:
       rs = [r for r in results if r["arm"] == arm and r.get("mode", "eval") == mode]
       deep = max(rs, key=lambda r: r["depth"])
       row[0].semilogy(np.maximum(deep["forward_rms"], 1e-12), color=color, ls=ls, label=f"{arm} (d={deep['depth']})")
-      row[1].semilogy(np.maximum(deep["backward_rms"], 1e-12), color=color, ls=ls)
-      row[2].semilogy(np.maximum(deep["jacobian"]["singular_values"], 1e-12), color=color, ls=ls)
-      row[3].semilogy([r["depth"] for r in rs], [r["jacobian"]["max"] for r in rs], marker="o", color=color, ls=ls)
-    bn = "BN with batch statistics" if mode == "train" else "BN with running averages (identity at init)"
-    row[0].set(title=f"{mode} mode ({bn}): forward RMS per layer, depth {deepest}", xlabel="layer (call order)")
-    row[1].set(title=f"{mode} mode: backward RMS d loss / d output", xlabel="layer (call order)")
-    row[2].set(title=f"{mode} mode: Jacobian singular values (deepest)", xlabel="index")
-    row[3].set(title=f"{mode} mode: largest Jacobian singular value vs depth", xlabel="depth")
+      row[1].semilogy(np.maximum(deep.get("stream_rms", []), 1e-12), color=color, ls=ls)
+      row[2].semilogy(np.maximum(deep["backward_rms"], 1e-12), color=color, ls=ls)
+      row[3].semilogy(np.maximum(deep["jacobian"]["singular_values"], 1e-12), color=color, ls=ls)
+      row[4].semilogy([r["depth"] for r in rs], [r["jacobian"]["max"] for r in rs], marker="o", color=color, ls=ls)
+    bn = "BN: batch statistics" if mode == "train" else "BN: running averages, identity at init"
+    row[0].set(title=f"{mode} mode ({bn}): Conv/Dense output RMS, depth {deepest}", xlabel="layer (call order)")
+    row[1].set(title=f"{mode} mode: residual stream RMS (stem, each block)", xlabel="block")
+    row[2].set(title=f"{mode} mode: backward RMS d loss / d output", xlabel="layer (call order)")
+    row[3].set(title=f"{mode} mode: Jacobian singular values (deepest)", xlabel="index")
+    row[4].set(title=f"{mode} mode: largest Jacobian singular value vs depth", xlabel="depth")
     for ax in row:
       ax.title.set_fontsize(8)
   axes[0][0].legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=70)
+  fig.savefig(path, dpi=55)
 
 
 def run_qchain(args) -> dict:
