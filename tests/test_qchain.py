@@ -36,3 +36,18 @@ def test_mean_field_gets_the_mean_but_not_the_law_at_small_width():
   wide = qchain.monte_carlo(jax.random.key(7), 512, DEPTH, Q0, SW2, SB2, 400)[:, -1]
   assert np.mean(np.abs(wide / mf[-1] - 1) > 0.5) < 0.05  # measured 0.005
   assert np.std(wide / mf[-1]) < 0.3, np.std(wide / mf[-1])
+
+
+@pytest.mark.parametrize("width", [4, 16])
+def test_without_biases_the_atom_at_zero_is_counted_once(width):
+  """sigma_b = 0: a layer with no active unit stays 0 forever, so the atom at q = 0 grows with depth."""
+  depth = 6
+  grid = qchain.default_grid(Q0, SW2, 0.0, depth)
+  cdfs = qchain.exact_cdf(width, depth, Q0, SW2, 0.0, grid)
+  for cdf in cdfs:  # a CDF: nondecreasing, total mass 1 (up to the tail past the grid's top, 1e3 q_mf)
+    assert np.all(np.diff(cdf) >= -1e-12) and 1 - 1e-3 < cdf[-1] <= 1 + 1e-9, cdf[-1]
+  atom = [1 - (1 - 0.5 ** width) ** (layer + 1) for layer in range(depth)]  # P(some layer had no active unit)
+  np.testing.assert_allclose([c[0] for c in cdfs], atom, rtol=1e-9)
+  mc = qchain.monte_carlo(jax.random.key(width + 100), width, depth, Q0, SW2, 0.0, SAMPLES)
+  stats = [qchain.ks_statistic(mc[:, layer], grid, cdfs[layer]) for layer in range(depth)]
+  assert max(stats) < KS_THRESHOLD, stats

@@ -15,17 +15,21 @@ def write_arm(root, name, k, width, eps, seed):
   config = {"seed": seed, "model": {"name": "mlp", "hidden_init": "he_normal", "width": width, "unique_features": k},
             "breaker": {"init_noise": eps, "dropout": 0.0, "grad_noise": 0.0, "rounding_noise": False}}
   acc = 0.5 + 0.1 * (k or width) / 4 + eps + 0.01 * seed
-  layers = {"hidden": {"corr_in": 1.0, "corr_out": 1.0, "distinct": k or width, "spread": 0.5},
-            "head": {"corr_in": 1.0, "corr_out": 1.0, "distinct": k or width, "spread": 0.5}}
+  weights = {"neglog_corr_forward": 0.5, "neglog_corr_backward": 0.5, "neglog_corr_kernel": 0.0,
+             "distinct": k or width, "spread": 0.5}
+  layers = {"hidden": weights, "head": weights}
   records = [{"split": "train", "step": 10, "loss": 9.0, "accuracy": 0.1},
              {"split": "train", "step": 20, "loss": 1.0 + seed, "accuracy": 0.2},
              {"split": "test", "step": 20, "loss": 1.0, "accuracy": acc}]
-  records += [{"split": "symmetry", "step": s, "layers": layers,
-               "activations": {"output": {"act_var": 1.0, "act_var_rel": 0.1, "dead": float(seed + k)}}}
+  records += [{"split": "symmetry", "step": s, "layers": layers, "diversity": -1.0,
+               "activations": {"output": {"act_var": 1.0, "act_var_rel": 0.1, "dead": float(seed + k),
+                                          "func_spread": 0.5, "func_distinct": k or width}}}
               for s in (0, 20)]
   summary = {"final_test_accuracy": acc, "best_test_accuracy": acc, "steps": 20, "wall_seconds": 1.0,
              "param_fingerprint": f"{name:0<12}", "distinct_channels": {"hidden": k or width, "head": k or width},
-             "symmetry_breaking_step": {"hidden": 0, "head": None}, "data": "made-up digits"}
+             "symmetry_breaking_step": {"output": 0}, "functional_channels": {"output": k or width},
+             "symmetry_breaking": {"median": 0, "max": 0, "never": 0, "layers": 1}, "symmetry_break_epoch": None,
+             "data": "made-up digits"}
   arm = root / name
   arm.mkdir()
   (arm / "config.json").write_text(json.dumps(config))

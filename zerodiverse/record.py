@@ -65,10 +65,15 @@ def write_json(path: str, obj) -> None:
 
 
 def run_summary(config, params, records: list, num_steps: int, steps_per_epoch: int, wall_seconds: float,
-                data_source: str, determinism: dict, device: dict, resumed_from: int) -> dict:
+                data_source: str, determinism: dict, device: dict, resumed_from: int,
+                breaking_threshold: float = symmetry.THRESHOLD, break_accuracy: float = symmetry.ACCURACY_THRESHOLD,
+                break_epochs_above: int = symmetry.EPOCHS_ABOVE) -> dict:
   """summary.json of a finished run, for either backend: `params` in Flax names and layout, `records` the
-  run's metrics.jsonl (its last "test" record is the final evaluation)."""
+  run's metrics.jsonl (its last "test" record is the final evaluation). The symmetry fields come from the
+  records alone (zerodiverse/symmetry.py); the thresholds they use are written beside them."""
   evals = [r for r in records if r["split"] == "test"]
+  probes = [r for r in records if r["split"] == "symmetry"]
+  breaking = symmetry.breaking_steps(probes, breaking_threshold)
   return {
       "final_test_accuracy": evals[-1]["accuracy"],
       "final_test_loss": evals[-1]["loss"],
@@ -78,8 +83,12 @@ def run_summary(config, params, records: list, num_steps: int, steps_per_epoch: 
       "wall_seconds": wall_seconds,
       "param_fingerprint": param_fingerprint(params),
       "distinct_channels": symmetry.distinct_channels(params),
-      "symmetry_breaking_step": symmetry.breaking_steps([r for r in records if r["split"] == "symmetry"]),
-      "symmetry_threshold": symmetry.THRESHOLD,
+      "functional_channels": symmetry.functional_channels(probes),
+      "symmetry_breaking_step": breaking,
+      "symmetry_breaking": symmetry.breaking_summary(breaking),
+      "symmetry_threshold": breaking_threshold,
+      "symmetry_break_epoch": symmetry.break_epoch(evals, steps_per_epoch, break_accuracy, break_epochs_above),
+      "symmetry_break_rule": {"accuracy_above": break_accuracy, "epochs_more_than": break_epochs_above},
       "seed": config.seed,
       "model": config.model.to_dict(),
       "breaker": config.breaker.to_dict(),

@@ -155,15 +155,40 @@ def _series(arm: dict, fn) -> tuple:
   return steps, [fn(r) for r in arm["symmetry"]]
 
 
-def fig_symmetry(sweep: Sweep, path: str) -> None:
-  arms = sweep.arms
-  fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-  panels = (("mean distinct channels per layer", lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
-            ("1 - mean output-filter correlation (float32 floor ~1e-7)",
-             lambda r: max(1 - statistics.mean(m["corr_out"] for m in r["layers"].values()), 1e-8), "log"),
-            ("median relative channel spread", lambda r: max(statistics.median(m["spread"] for m in r["layers"].values()), 1e-12), "log"))
+def _median(layers: dict, metric: str, floor: float = 0.0) -> float:
+  return max(statistics.median(m[metric] for m in layers.values()), floor)
+
+
+def _representations(r: dict) -> dict:
+  return {k: m for k, m in r["activations"].items() if "func_spread" in m}
+
+
+# Panels over training: (title, record -> value, y scale). One figure per list; a new panel is one entry.
+SYMMETRY_PANELS = (
+    ("bitwise-distinct channels (mean over kernels)",
+     lambda r: statistics.mean(m["distinct"] for m in r["layers"].values()), "log"),
+    ("functionally distinct channels (mean over layers)",
+     lambda r: statistics.mean(m["func_distinct"] for m in _representations(r).values()), "log"),
+    (f"functional spread (median over layers; dotted: breaking threshold {symmetry.THRESHOLD:g})",
+     lambda r: _median(_representations(r), "func_spread", 1e-12), "log"),
+    ("activation variance across channels / mean square (median over sown activations)",
+     lambda r: _median(r["activations"], "act_var_rel", 1e-20), "log"),
+)
+CORRELATION_PANELS = (
+    ("-log|corr| between output filters (forward; median over layers)",
+     lambda r: _median(r["layers"], "neglog_corr_forward", 1e-8), "log"),
+    ("-log|corr| between input-channel slices (backward)",
+     lambda r: _median(r["layers"], "neglog_corr_backward", 1e-8), "log"),
+    ("-log|corr| between kh x kw kernels", lambda r: _median(r["layers"], "neglog_corr_kernel", 1e-8), "log"),
+    ("Diversity: sum over layers of log sqrt(1 - backward^2)", lambda r: r["diversity"], "linear"),
+)
+
+
+def fig_over_time(sweep: Sweep, panels: tuple, title: str, path: str) -> None:
+  """One panel per entry of `panels`, one line per arm (a colour and line style per group)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2))
   styles = {}
-  for arm in arms:
+  for arm in sweep.arms:
     if not arm["symmetry"]:
       continue
     first = arm["group"] not in styles
@@ -173,10 +198,20 @@ def fig_symmetry(sweep: Sweep, path: str) -> None:
       ax.plot(steps, ys, lw=1, label=arm["group"] if first else None, **style)
       ax.set_yscale(scale)
       ax.set_xlabel("step")
-      ax.set_title(label, fontsize=9)
-  axes[2].axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
+      ax.set_title(textwrap.fill(label, 48), fontsize=8)
+  for ax, (label, _, _) in zip(axes, panels):
+    if "threshold" in label:
+      ax.axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
   axes[0].legend(fontsize=5, ncol=2 if len(styles) > 12 else 1)
-  _save(fig, f"Symmetry over training (one line per seed, one colour and line style per group; dotted: breaking threshold {symmetry.THRESHOLD:g})", sweep.data, path)
+  _save(fig, f"{title} (one line per seed, one colour and line style per group)", sweep.data, path)
+
+
+def fig_symmetry(sweep: Sweep, path: str) -> None:
+  fig_over_time(sweep, SYMMETRY_PANELS, "Symmetry over training", path)
+
+
+def fig_correlations(sweep: Sweep, path: str) -> None:
+  fig_over_time(sweep, CORRELATION_PANELS, "The authors' weight correlations and Diversity over training", path)
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -227,8 +262,7 @@ def eps_series(arms: list) -> dict:
 
 def breaking_step(arm: dict):
   """The median over layers of the symmetry-breaking step (None if no layer broke)."""
-  steps = [s for s in arm["summary"]["symmetry_breaking_step"].values() if s is not None]
-  return statistics.median(steps) if steps else None
+  return arm["summary"]["symmetry_breaking"]["median"]
 
 
 def distinct_step(arm: dict):
@@ -241,6 +275,15 @@ def distinct_step(arm: dict):
         first[layer] = r["step"]
   steps = [s for s in first.values() if s is not None]
   return statistics.median(steps) if steps else None
+
+
+def _step(s) -> str:
+  return "never" if s is None else f"{s:g}"
+
+
+def _breaking(arm: dict) -> str:
+  b = arm["summary"]["symmetry_breaking"]
+  return f"{_step(b['median'])} / {_step(b['max'])} ({b['never']} of {b['layers']})"
 
 
 def _mean_sd_plot(ax, xs: list, per_x: list, **style) -> None:
@@ -397,8 +440,10 @@ class Figure:
 
 FIGURES = (
     Figure("accuracy.png", "Final and best test accuracy per arm", fig_accuracy),
-    Figure("symmetry_over_time.png", "Distinct channels, filter correlation and channel spread over time",
+    Figure("symmetry_over_time.png", "Distinct channels, functional spread and activation variance over time",
            fig_symmetry),
+    Figure("correlations_over_time.png", "The authors' weight correlations and Diversity over time",
+           fig_correlations),
     Figure("vs_eps.png", "Accuracy and symmetry-breaking step vs eps", fig_vs_eps,
            lambda sweep: bool(eps_series(sweep.arms))),
     Figure("leakynet_grid.png", "LeakyNet grid", fig_leakynet, lambda sweep: sweep.models == {"leakynet"}),
@@ -426,39 +471,46 @@ def write(workdir: str, data_note: str = "") -> str:
 
   lines = [f"# Report: {os.path.basename(os.path.abspath(workdir))}", "",
            f"Data: {data}.", f"Arms: {len(arms)} ({len(done)} finished) in {len(gs)} groups (arms that differ "
-           "only in the seed). Accuracy: mean ± sample sd over seeds. Symmetry-breaking step: first logged "
-           f"step at which a layer's relative channel spread exceeds {symmetry.THRESHOLD:g} "
-           "(zerodiverse/symmetry.py); 'broken' counts such layers; bitwise-distinct: first logged step at which a "
-           "layer has more than one bitwise-distinct channel. Train loss: the last logged mean mini-batch loss (over "
+           "only in the seed). Accuracy: mean ± sample sd over seeds. Breaking step of a layer (the stem, each "
+           "block): the first logged step at which its output's channels, each standardized over the probe "
+           f"batch, differ by {symmetry.THRESHOLD:g} of their std (zerodiverse/symmetry.py); median and max over "
+           "the layers that broke, and how many never did. Functional channels: channels that differ after "
+           f"that standardization by more than {symmetry.TOLERANCE:g} (scale, offset and +0/-0 do not count); "
+           "bitwise-distinct: first logged step at which a kernel has more than one bitwise-distinct channel. "
+           f"Break epoch: the authors' rule (test accuracy above {symmetry.ACCURACY_THRESHOLD:.0%} at more than "
+           f"{symmetry.EPOCHS_ABOVE} epoch ends). Diversity: the authors' sum over layers of "
+           "log sqrt(1 - backward correlation^2), at the end. Train loss: the last logged mean mini-batch loss (over "
            "the last log_every steps). Dead units: channels with no positive activation on the whole probe batch at "
            "the end. Per-seed values are separated by commas.", "",
            "| group | model | init | breaker | eps | seeds | final acc | best acc | train loss | dead units "
-           "| distinct channels (min-max) | layers broken | breaking step (median) "
-           "| bitwise-distinct from step (median) | max spread at end |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| bitwise channels (min-max) "
+           "| functional channels (min-max) | breaking step median / max (never of layers) "
+           "| bitwise-distinct from step (median) | break epoch | Diversity at end | act var rel at end (median) |",
+           "|---" * 17 + "|"]
   for g, members in gs.items():
     finished = [a for a in members if a["summary"]]
     cfg = members[0]["config"]
     name, eps = breaker_of(cfg)
     if not finished:
       lines.append(f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | 0 "
-                   "| not finished | | | | | | | | |")
+                   "| not finished |" + " |" * 10)
       continue
     channels = [c for a in finished for c in a["summary"]["distinct_channels"].values()]
-    broken = [sum(s is not None for s in a["summary"]["symmetry_breaking_step"].values()) for a in finished]
-    total = len(finished[0]["summary"]["symmetry_breaking_step"])
-    steps = [breaking_step(a) for a in finished]
-    spreads = [max(m["spread"] for m in a["symmetry"][-1]["layers"].values()) for a in finished if a["symmetry"]]
+    functional = [c for a in finished for c in a["summary"]["functional_channels"].values()] or [0]
+    last = [a["symmetry"][-1] for a in finished if a["symmetry"]]
+    diversity = ", ".join(f"{r['diversity']:.1f}" for r in last)
+    act_var = ", ".join(f"{_median(r['activations'], 'act_var_rel'):.1e}" for r in last)
     lines.append(
         f"| {g} | {cfg['model']['name']} | {defaults.init_of(cfg['model'])} | {name} | {eps:g} | {len(finished)} "
         f"| {mean_sd([a['summary']['final_test_accuracy'] for a in finished])} "
         f"| {mean_sd([a['summary']['best_test_accuracy'] for a in finished])} "
         f"| {mean_sd([x for x in map(train_loss, finished) if x is not None])} "
         f"| {', '.join('?' if d is None else str(d) for d in map(dead_units, finished))} "
-        f"| {min(channels)}-{max(channels)} | {'/'.join(map(str, broken))} of {total} "
-        f"| {', '.join('never' if s is None else f'{s:g}' for s in steps)} "
-        f"| {', '.join('never' if s is None else f'{s:g}' for s in map(distinct_step, finished))} "
-        f"| {', '.join(f'{s:.1e}' for s in spreads)} |")
+        f"| {min(channels)}-{max(channels)} | {min(functional)}-{max(functional)} "
+        f"| {', '.join(map(_breaking, finished))} "
+        f"| {', '.join(_step(s) for s in map(distinct_step, finished))} "
+        f"| {', '.join(_step(a['summary']['symmetry_break_epoch']) for a in finished)} "
+        f"| {diversity} | {act_var} |")
   lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
   for a in arms:
     s = a["summary"]

@@ -169,18 +169,20 @@ def _last_line(path: str) -> str:
 def summary_table(workdir: str, arms: dict, status: dict) -> str:
   """A Markdown table of every arm's summary.json."""
   header = ("| arm | init | breakers | final acc | best acc | distinct channels (min-max) "
-            "| steps | wall s | fingerprint |")
+            "| breaking step median / max (never) | steps | wall s | fingerprint |")
   lines = [header, "|" + "---|" * (header.count("|") - 1)]
   for name, arm in arms.items():
     path = os.path.join(workdir, name, "summary.json")
     if not os.path.exists(path):
-      lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {status.get(name, 'not run')} | | | | | |")
+      lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {status.get(name, 'not run')} | | | | | | |")
       continue
     with open(path) as f:
       s = json.load(f)
     channels = s["distinct_channels"].values()
+    b = s["symmetry_breaking"]
     lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
-                 f"| {min(channels)}-{max(channels)} | {s['steps']} | {s['wall_seconds']:.0f} "
+                 f"| {min(channels)}-{max(channels)} | {b['median']} / {b['max']} ({b['never']} of {b['layers']}) "
+                 f"| {s['steps']} | {s['wall_seconds']:.0f} "
                  f"| {s['param_fingerprint'][:12]} |")
   return "\n".join(lines)
 

@@ -3,10 +3,11 @@
   python -m zerodiverse.diagnostics signal --arms constnet:constant,wrn:he --depths 10,16,28 --out DIR
   python -m zerodiverse.diagnostics qchain --widths 4,16,64 --depth 10 --out DIR
 
-signal: for each arm (model:init) and depth, the per-layer forward RMS and backward RMS (d loss / d output)
-on a probe batch of N(0, 1) images, and the singular values of the Jacobian of the penultimate features
-with respect to one image (exact when the Jacobian has at most --exact_max entries, else the top --k by a
-randomized range finder). qchain: Burkholz & Dubatovka's exact law of q per layer for Gaussian ReLU nets,
+signal: for each arm (model:init), depth and BN mode (--modes: train = batch statistics, as in training;
+eval = running averages, which at init make BN do nothing), the per-layer forward RMS and backward RMS
+(d loss / d output) on a probe batch of N(0, 1) images, and the singular values of the Jacobian of the
+penultimate features with respect to one image (exact when the Jacobian has at most --exact_max entries,
+else the top --k by a randomized range finder). qchain: Burkholz & Dubatovka's exact law of q per layer for Gaussian ReLU nets,
 against mean field and a Monte Carlo sample of real nets.
 """
 
@@ -37,46 +38,64 @@ def run_signal(args) -> dict:
   for arm in args.arms.split(","):
     name, init = arm.split(":")
     for depth in [int(d) for d in args.depths.split(",")]:
-      start = time.time()
       model = _model(name, init, depth, args.width)
       variables = jax.jit(lambda k: model.init(k, x))(jax.random.fold_in(key, 0))
-      norms = signal.layer_norms(model, variables, x, labels)
-      f = signal.features_fn(model, variables)
-      n_out = f(x[0]).size
-      exact = n_out * x[0].size <= args.exact_max
-      svals = signal.jacobian_svals(f, x[0], exact=exact, k=args.k, key=jax.random.fold_in(key, 2))
-      results.append({"arm": arm, "model": name, "init": init, "depth": depth, "width": args.width, **norms,
-                      "jacobian": {"exact": bool(exact), "shape": [int(n_out), int(x[0].size)],
-                                   "singular_values": [float(s) for s in svals], **signal.spread(svals)}})
-      print(f"{arm} depth {depth}: jacobian {results[-1]['jacobian']['max']:.3g}.."
-            f"{results[-1]['jacobian']['min']:.3g} ({time.time() - start:.0f}s)", flush=True)
+      for mode in args.modes.split(","):
+        start, train = time.time(), mode == "train"
+        norms = signal.layer_norms(model, variables, x, labels, train=train)
+        f = signal.features_fn(model, variables, x if train else None)
+        n_out = f(x[0]).size
+        exact = n_out * x[0].size <= args.exact_max
+        svals = signal.jacobian_svals(f, x[0], exact=exact, k=args.k, key=jax.random.fold_in(key, 2))
+        results.append({"arm": arm, "model": name, "init": init, "depth": depth, "width": args.width,
+                        "mode": mode, **norms,
+                        "jacobian": {"exact": bool(exact), "shape": [int(n_out), int(x[0].size)],
+                                     "singular_values": [float(s) for s in svals], **signal.spread(svals)}})
+        print(f"{arm} depth {depth} {mode}: jacobian {results[-1]['jacobian']['max']:.3g}.."
+              f"{results[-1]['jacobian']['min']:.3g}, last block RMS {last_block_rms(results[-1]):.3g} "
+              f"({time.time() - start:.0f}s)", flush=True)
   return {"args": vars(args), "results": results}
 
 
+def last_block_rms(result: dict) -> float:
+  """The RMS of the last block's output (the residual stream the head reads; the last layer's output for a
+  model that sows no stream)."""
+  return result["stream_rms"][-1] if result["stream_rms"] else result["forward_rms"][-1]
+
+
 def plot_signal(out: dict, path: str) -> None:
+  """One row per BN mode (train first): per-layer forward RMS, residual-stream RMS per block and backward RMS,
+  and the Jacobian spectrum at the deepest depth, and the largest singular value vs depth."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   results = out["results"]
   arms = list(dict.fromkeys(r["arm"] for r in results))
+  modes = sorted({r.get("mode", "eval") for r in results}, key=lambda m: m != "train")
   deepest = max(r["depth"] for r in results)
-  fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-  for i, arm in enumerate(arms):
-    color = f"C{i}"
-    rs = [r for r in results if r["arm"] == arm]
-    deep = max(rs, key=lambda r: r["depth"])
-    axes[0].semilogy(np.maximum(deep["forward_rms"], 1e-12), color=color, label=f"{arm} (d={deep['depth']})")
-    axes[1].semilogy(np.maximum(deep["backward_rms"], 1e-12), color=color)
-    sv = np.maximum(deep["jacobian"]["singular_values"], 1e-12)
-    axes[2].semilogy(sv, color=color)
-    axes[3].semilogy([r["depth"] for r in rs], [r["jacobian"]["max"] for r in rs], "o-", color=color)
-  axes[0].set(title=f"forward RMS per layer (deepest, {deepest})", xlabel="layer (call order)")
-  axes[1].set(title="backward RMS d loss / d output", xlabel="layer (call order)")
-  axes[2].set(title="Jacobian singular values (deepest)", xlabel="index")
-  axes[3].set(title="largest Jacobian singular value vs depth", xlabel="depth")
-  axes[0].legend(fontsize=7)
+  fig, axes = plt.subplots(len(modes), 5, figsize=(22, 3.6 * len(modes)), squeeze=False)
+  for row, mode in zip(axes, modes):
+    for i, arm in enumerate(arms):
+      color = f"C{i % 10}"
+      ls = "-" if i < 10 else "--"
+      rs = [r for r in results if r["arm"] == arm and r.get("mode", "eval") == mode]
+      deep = max(rs, key=lambda r: r["depth"])
+      row[0].semilogy(np.maximum(deep["forward_rms"], 1e-12), color=color, ls=ls, label=f"{arm} (d={deep['depth']})")
+      row[1].semilogy(np.maximum(deep.get("stream_rms", []), 1e-12), color=color, ls=ls)
+      row[2].semilogy(np.maximum(deep["backward_rms"], 1e-12), color=color, ls=ls)
+      row[3].semilogy(np.maximum(deep["jacobian"]["singular_values"], 1e-12), color=color, ls=ls)
+      row[4].semilogy([r["depth"] for r in rs], [r["jacobian"]["max"] for r in rs], marker="o", color=color, ls=ls)
+    bn = "BN: batch statistics" if mode == "train" else "BN: running averages, identity at init"
+    row[0].set(title=f"{mode} mode ({bn}): Conv/Dense output RMS, depth {deepest}", xlabel="layer (call order)")
+    row[1].set(title=f"{mode} mode: residual stream RMS (stem, each block)", xlabel="block")
+    row[2].set(title=f"{mode} mode: backward RMS d loss / d output", xlabel="layer (call order)")
+    row[3].set(title=f"{mode} mode: Jacobian singular values (deepest)", xlabel="index")
+    row[4].set(title=f"{mode} mode: largest Jacobian singular value vs depth", xlabel="depth")
+    for ax in row:
+      ax.title.set_fontsize(8)
+  axes[0][0].legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=80)
+  fig.savefig(path, dpi=55)
 
 
 def run_qchain(args) -> dict:
@@ -130,6 +149,7 @@ def main(argv=None) -> None:
   s.add_argument("--arms", default="constnet:constant,constnet:he,wrn:looks_linear,wrn:zero,wrn:fixup,wrn:delta_orthogonal")
   s.add_argument("--depths", default="10,16,28")
   s.add_argument("--width", type=int, default=1)
+  s.add_argument("--modes", default="train,eval", help="BN modes: train (batch statistics), eval (running averages)")
   s.add_argument("--image_size", type=int, default=8)
   s.add_argument("--probe", type=int, default=16)
   s.add_argument("--exact_max", type=int, default=200_000)

@@ -57,7 +57,8 @@ def exact_cdf(width: int, depth: int, q0: float, sw2: float, sb2: float, grid: n
       edge_cdf = mass @ _transition_cdf(edges, s, width)
       p_zero = mass @ np.full(len(s), 0.5 ** width)
       probs = np.diff(edge_cdf)
-      probs[-1] += 1.0 - edge_cdf[-1]  # the far tail folds into the last cell
+      probs[-1] += mass.sum() - edge_cdf[-1]  # the far tail folds into the last cell (`mass` holds the atom
+      # at 0 only when biases lift it off 0; without biases it stays in `point_atom`, counted once)
       probs[0] += edge_cdf[0] - p_zero  # mass below the first edge (not at 0) folds into the first cell
       atom = point_atom + p_zero
   return cdfs
