@@ -179,13 +179,13 @@ def test_an_independent_forward_gives_the_same_logits_and_gradients(code):
 
 
 def test_dropout_comes_after_the_activation_and_before_bn_from_the_dropout_key():
-  model = build("h_hhhh_hhhh_hhhh", dropout=0.5)
-  variables = model.init(jax.random.key(0), X[:1])
+  model = build("h_hh_hh_hh", depth=10, dropout=0.5)
+  variables = init("h_hh_hh_hh", depth=10)
+  apply = jax.jit(lambda key: model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"],
+                                          rngs={"dropout": key})[1]["intermediates"])
 
   def outputs(key):
-    _, state = model.apply(variables, X, train=True, mutable=["batch_stats", "intermediates"],
-                           rngs={"dropout": jax.random.key(key)})
-    inter = state["intermediates"]
+    inter = apply(jax.random.key(key))
     return np.asarray(inter["layer0"]["output"][0]), np.asarray(inter["layer1"]["output"][0])
 
   (even, odd), (even_again, _), (other, _) = outputs(7), outputs(7), outputs(8)
