@@ -27,8 +27,9 @@ def build(code, depth=DEPTH, dropout=0.0, **kw):
 
 @functools.lru_cache(maxsize=None)
 def init(code, seed=0, depth=DEPTH):
-  """The initial variables (cached: several tests read the same string's)."""
-  return jax.jit(build(code, depth).init)(jax.random.key(seed), X[:1])
+  """The initial variables (cached: several tests read the same string's). Eager, not jitted: the strings
+  share every layer shape, so each op compiles once for all of them."""
+  return build(code, depth).init(jax.random.key(seed), X[:1])
 
 
 def layer_shapes(depth=DEPTH):
@@ -91,7 +92,7 @@ def test_every_initial_kernel_follows_the_rules(code):
 
 def block_outputs(code, *xs):
   """The last block layer's output (after its BN, before the head's activation), BN in train mode."""
-  apply = jax.jit(functools.partial(build(code).apply, train=True, mutable=["batch_stats", "intermediates"]))
+  apply = functools.partial(build(code).apply, train=True, mutable=["batch_stats", "intermediates"])
   return [np.asarray(apply(init(code), x)[1]["intermediates"]["layer11"]["output"][0], np.float64) for x in xs]
 
 
@@ -151,7 +152,7 @@ def perturbed(params, seed=1):
   return out
 
 
-@pytest.mark.parametrize("code", ["h_hh_hh_hh", "1_ii_11_ii", "k_kx_1i_hx"])
+@pytest.mark.parametrize("code", ["1_ii_11_ii", "k_kx_1i_hx"])  # the second has every character
 def test_an_independent_forward_gives_the_same_logits_and_gradients(code):
   model = build(code, depth=10)
   variables = init(code, depth=10)
