@@ -22,6 +22,10 @@ The authors' values (README: `--layers 16 --widen-factor 10 --batchnorm --epochs
     259 on (lr_drop_at 159/300, 219/300, 259/300)                            train.py, adjust_learning_rate
   data: reflect-pad 4, random crop 32, horizontal flip; CIFAR mean/std normalization    train.py
   breaker.dropout 0.01 in the dropout arms (`--droprate 0.01`)               README
+Their other arms, as settings (not in the README's runs):
+  `-W s` without `--varnet`: model.init=random_residual, model.residual_var_scale=s      model.py
+  `--dropl1 --droprate p`: breaker.stem_dropout=p and breaker.dropout=p (their stem dropout takes the
+    residual rate; here each has its own rate and its own key stream)       model.py, WideResNet.forward
 Ours, not theirs:
   - the symmetry is broken only by what the config switches on: under deterministic XLA no kernel does it by
     accident, so the README's nondeterministic-cuDNN arms have no JAX counterpart here (the torch twin on a
