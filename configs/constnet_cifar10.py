@@ -23,7 +23,7 @@ The authors' values (README: `--layers 16 --widen-factor 10 --batchnorm --epochs
   data: reflect-pad 4, random crop 32, horizontal flip; CIFAR mean/std normalization    train.py
   breaker.dropout 0.01 in the dropout arms (`--droprate 0.01`)               README
 Their other arms, as settings (not in the README's runs):
-  `-W s` without `--varnet`: model.init=random_residual, model.residual_var_scale=s      model.py
+  `-W s` without `--varnet`: model.scheme=random_residual, model.residual_var_scale=s      model.py
   `--dropl1 --droprate p`: breaker.stem_dropout=p and breaker.dropout=p (their stem dropout takes the
     residual rate; here each has its own rate and its own key stream)       model.py, WideResNet.forward
 Ours, not theirs:

@@ -57,7 +57,7 @@ def test_train_mode_normalizes_with_batch_statistics():
   """At init BN's running averages are (0, 1), so eval mode passes a conv's output on as it is; train mode
   normalizes with the batch's statistics. Scaling the input by 30 scales the stem's output in both modes, but
   the first block conv (which reads relu(BN(stem))) only in eval mode."""
-  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, init="he")), 10)
+  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="he")), 10)
   x = jax.random.normal(jax.random.key(0), (8, 8, 8, 3))
   variables = model.init(jax.random.key(1), x)
   labels = jnp.arange(8)

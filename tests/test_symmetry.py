@@ -179,7 +179,7 @@ def test_a_kernel_scaled_per_output_channel_is_one_functional_channel():
 
 
 def constnet_record(init: str, eps: float) -> dict:
-  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, init=init)), 10)
+  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme=init)), 10)
   images = jax.random.normal(jax.random.key(0), (16, 8, 8, 3))
   variables = model.init(jax.random.key(1), images)
   params = perturb(jax.random.key(2), variables["params"], eps)
