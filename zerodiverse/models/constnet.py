@@ -12,7 +12,7 @@ N(0, 2/(9 out)), stem N(0, 1/(9 out)), shortcuts N(0, 1/out) (fan-out), head 0.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 
 SCHEMES = {
@@ -42,13 +42,13 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     h = batch_norm(train, "bn")(x)
-    r = nn.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
+    r = layers.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
                 kernel_init=self.residual_init, name="conv")(nn.relu(h))
     if self.dropout > 0:
       r = nn.Dropout(self.dropout, deterministic=not train)(r)
     self.sow("intermediates", "residual", r)
     if x.shape[-1] != self.features or self.stride != 1:
-      x = nn.Conv(self.features, (1, 1), (self.stride, self.stride), padding="VALID", use_bias=False,
+      x = layers.Conv(self.features, (1, 1), (self.stride, self.stride), padding="VALID", use_bias=False,
                   kernel_init=self.shortcut_init, name="shortcut")(h)
     out = x + r
     self.sow("intermediates", "output", out)
@@ -77,7 +77,7 @@ class ConstNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     scheme = SCHEMES[self.scheme]
-    x = nn.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=scheme["stem"], name="stem")(x)
+    x = layers.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=scheme["stem"], name="stem")(x)
     self.sow("intermediates", "output", x)
     for stage, features in enumerate((16 * self.width, 32 * self.width, 64 * self.width)):
       for block in range((self.depth - 4) // 3):
@@ -85,7 +85,7 @@ class ConstNet(nn.Module):
         x = Block(features, stride, scheme["residual"], scheme["shortcut"], self.dropout,
                   name=f"stage{stage + 1}_block{block}")(x, train)
     x = jnp.mean(nn.relu(x), axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
+    return layers.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
                     name="head")(x)
 
 

@@ -19,7 +19,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.models.constnet import PAD3, batch_norm
 
@@ -65,7 +65,7 @@ class Layer(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     b = self.param("bias", nn.initializers.zeros, ())
-    x = nn.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
+    x = layers.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
                 kernel_init=self.kernel_init, name="conv")(x + b)
     x = nn.leaky_relu(x, SLOPE)
     if self.odd:
@@ -93,7 +93,7 @@ class LeakyNet(nn.Module):
       x = Layer(features, stride, scaled(base_init(char), gain), odd=l % 2 == 1,
                 name="stem" if l == 0 else f"layer{l}")(x, train)
     x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
+    return layers.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
                     name="head")(x)
 
 

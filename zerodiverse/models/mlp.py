@@ -10,7 +10,7 @@ distinct. Both layers draw He-normal (the hidden one from config.model.init) wit
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 
 
@@ -34,9 +34,9 @@ class MLP(nn.Module):
       hidden_init = inits.get("k_unique", k=self.unique_features, base=hidden_init)
       head_init = _rows_tiled(self.unique_features, head_init)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
+    x = nn.relu(layers.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
     self.sow("intermediates", "output", x)
-    return nn.Dense(self.num_classes, kernel_init=head_init, name="head")(x)
+    return layers.Dense(self.num_classes, kernel_init=head_init, name="head")(x)
 
 
 def _rows_tiled(k: int, base):
