@@ -47,7 +47,8 @@ def get_config(variant: str | None = None):
     names = variant[len("only="):].split(",")
     unknown = sorted(set(names) - set(config.arms))
     if unknown:
-      raise ValueError(f"configs/rounding_noise.py:{variant}: unknown arms {unknown}; the arms are {sorted(config.arms)}")
+      raise ValueError(f"configs/rounding_noise.py:{variant}: unknown arms {unknown}; "
+                       f"the arms are {sorted(config.arms)}")
     config.arms = {n: config.arms[n] for n in names}
     return config
   if variant == "smoke":

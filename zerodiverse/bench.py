@@ -260,13 +260,15 @@ def table(results: list[dict]) -> str:
   fmt = lambda v, f: "n/a" if v is None else format(v, f)
   for r in results:
     model = f"WRN-{r['depth']}-{r['width']}"
-    mode = r["mode"] + (" (XLA conv backward)" if r.get("conv_backward") == "xla" and r["mode"].startswith("jax") else "")
+    xla_backward = r.get("conv_backward") == "xla" and r["mode"].startswith("jax")
+    mode = r["mode"] + (" (XLA conv backward)" if xla_backward else "")
     if "error" in r:
       lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
                    f"| FAILED: {r['error'][:80]} | | | | |")
       continue
     mib = None if r["peak_memory_bytes"] is None else r["peak_memory_bytes"] / 2**20
-    lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} | {r['images_per_second']:.1f} "
+    lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
+                 f"| {r['images_per_second']:.1f} "
                  f"| {fmt(r['compile_seconds'], '.1f')} | {r['warmup_seconds']:.1f} | {fmt(mib, '.0f')} "
                  f"| {fmt(r['mfu'], '.3f')} |")
   return "\n".join(lines)
@@ -277,7 +279,8 @@ def ratios(results: list[dict]) -> list[str]:
   breaker), from the same bench run."""
   rate = {(r["mode"], r["depth"], r["width"], r["batch"], r["dtype"]): r["images_per_second"] for r in results
           if "error" not in r and r.get("breaker", "none") == "none"}
-  return [f"WRN-{d}-{w} batch {b} {t}: jax_deterministic / torch_default = {v / rate[('torch_default', d, w, b, t)]:.2f}"
+  return [f"WRN-{d}-{w} batch {b} {t}: jax_deterministic / torch_default = "
+          f"{v / rate[('torch_default', d, w, b, t)]:.2f}"
           for (m, d, w, b, t), v in rate.items() if m == "jax_deterministic" and ("torch_default", d, w, b, t) in rate]
 
 

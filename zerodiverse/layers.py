@@ -38,7 +38,6 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from zerodiverse import rng
@@ -71,18 +70,23 @@ def group_size(n: int, m: int) -> int:
   return -(-n // m)
 
 
-def order(key: jax.Array, m: int, shape: tuple, tile: int = 1) -> jax.Array:
-  """(m, *shape) int32: for every element a permutation of range(m), shared within tiles of `tile` along
-  the last axis."""
-  draw = (*shape[:-1], -(-shape[-1] // tile))
-  ranks = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32).reshape((m,) + (1,) * len(draw)), (m, *draw))
-  perm = jax.random.permutation(key, ranks, axis=0, independent=True)
-  return jnp.repeat(perm, tile, axis=-1)[..., :shape[-1]] if tile > 1 else perm
+def order_keys(key: jax.Array, m: int, shape: tuple, tile: int = 1) -> jax.Array:
+  """(m, *shape) uint32 random sort keys: partial i of an element is added in the rank of its key (a uniformly
+  random order per element), shared within tiles of `tile` along the last axis."""
+  draw = (m, *shape[:-1], -(-shape[-1] // tile))
+  bits = jax.random.bits(key, draw, jnp.uint32)
+  return jnp.repeat(bits, tile, axis=-1)[..., :shape[-1]] if tile > 1 else bits
 
 
-def ordered_sum(partials: jax.Array, perm: jax.Array) -> jax.Array:
-  """sum_i partials[perm[i]], added left to right in the partials' dtype (one rounding per addition)."""
-  p = jnp.take_along_axis(partials, perm, axis=0)
+def order(keys: jax.Array) -> jax.Array:
+  """The permutation `ordered_sum` adds the partials in: argsort of the keys along axis 0 (stable)."""
+  return jnp.argsort(keys, axis=0, stable=True)
+
+
+def ordered_sum(partials: jax.Array, keys: jax.Array) -> jax.Array:
+  """sum_i partials[order(keys)[i]], added left to right in the partials' dtype (one rounding per addition).
+  One stable sort carries the partials with their keys, so no gather is needed."""
+  p = lax.sort((keys, partials), dimension=0, is_stable=True, num_keys=1)[1]
   acc = p[0]
   for i in range(1, p.shape[0]):
     acc = acc + p[i]
@@ -161,10 +165,10 @@ def _fwd(op, settings, x, w, key):
 def _bwd(op, settings, res, dy):
   x, w, key = res
   pw = weight_partials(op, x, w, dy, settings.partials)
-  dw = ordered_sum(pw, order(rng.stream(key, "weight"), settings.partials, w.shape, settings.tile))
+  dw = ordered_sum(pw, order_keys(rng.stream(key, "weight"), settings.partials, w.shape, settings.tile))
   if settings.data_grad:
     px = data_partials(op, x, w, dy, settings.partials)
-    dx = ordered_sum(px, order(rng.stream(key, "data"), settings.partials, x.shape))
+    dx = ordered_sum(px, order_keys(rng.stream(key, "data"), settings.partials, x.shape))
   else:
     dx = jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
   return dx, dw, None

@@ -12,6 +12,15 @@ import sys
 from zerodiverse import symmetry
 
 
+def channels(layer: str, width: int) -> int:
+  """A ConstNet layer's feature channels: 16 in the stem, 16k / 32k / 64k in stages 1-3, 64k head rows."""
+  if layer == "stem":
+    return 16
+  if layer == "head":
+    return 64 * width
+  return 16 * 2 ** (int(layer[len("stage")]) - 1) * width
+
+
 def arm_table(arm_dir: str):
   records = []
   with open(os.path.join(arm_dir, "metrics.jsonl")) as f:
@@ -26,11 +35,14 @@ def arm_table(arm_dir: str):
   if not records:
     return None
   breaking = symmetry.breaking_steps(records)
+  with open(os.path.join(arm_dir, "config.json")) as f:
+    k = json.load(f)["model"]["width"]
   out = {}
   for layer in records[-1]["layers"]:
-    width = max(r["layers"][layer]["distinct"] for r in records)
-    all_distinct = next((r["step"] for r in records if r["layers"][layer]["distinct"] == width and width > 1), None)
-    out[layer] = (breaking[layer], all_distinct, width, records[-1]["layers"][layer]["spread"])
+    width = channels(layer, k)
+    all_distinct = next((r["step"] for r in records if r["layers"][layer]["distinct"] == width), None)
+    out[layer] = (breaking[layer], all_distinct, f"{records[-1]['layers'][layer]['distinct']}/{width}",
+                  records[-1]["layers"][layer]["spread"])
   return records[-1]["step"], out
 
 
@@ -46,7 +58,8 @@ def main(workdir: str) -> None:
     last, layers = table
     done = os.path.isfile(os.path.join(path, "summary.json"))
     print(f"## {arm} ({'finished' if done else 'unfinished'}, last logged step {last})\n")
-    print("| layer | spread > 1e-3 at step | all channels bitwise distinct at step | distinct channels | spread at last step |")
+    print("| layer | spread > 1e-3 at step | all channels bitwise distinct at step | distinct channels at last step "
+          "| spread at last step |")
     print("|---|---|---|---|---|")
     for layer, (brk, distinct, width, spread) in layers.items():
       print(f"| {layer} | {fmt(brk)} | {fmt(distinct)} | {width} | {spread:.3g} |")
