@@ -3,7 +3,7 @@
 Grid: init {constant, he} x breaker {none, init_noise, grad_noise, dropout 0.01, rounding_noise} x eps x
 seeds, every arm under deterministic XLA, so nothing breaks the symmetry except the named breaker. Breaker
 labels carry their eps: init_noise (relative to 1/sqrt(fan_in)) and grad_noise (absolute, per step) over
-EPS; rounding_noise is g * (1 + u * 2^-24) every step (zerodiverse/breakers.py says what it models).
+EPS; rounding_noise emulates reordered float32 GPU reductions (zerodiverse/breakers.py says what it models).
 
   # the full grid (WRN-16-10, the paper's 300 epochs: GPU hours per arm):
   python launch.py --config configs/ablation_determinism.py --workdir workdirs/ablation --config.data.dir=DIR

@@ -1,5 +1,6 @@
 """zerodiverse.bench: the analytic FLOP count, and a --small run of a JAX and a torch mode end to end."""
 
+import argparse
 import json
 
 import jax
@@ -46,3 +47,20 @@ def test_small_run_writes_json_for_jax_and_torch(tmp_path, monkeypatch):
   assert "--xla_gpu_deterministic_ops=true" in results["jax_deterministic"]["flags"]["xla_flags"]
   assert results["torch_default"]["flags"]["cudnn_benchmark"] is True
   assert "jax" in report["versions"] and "torch" in report["versions"]
+
+
+def test_breaker_settings_expand_the_jax_modes_and_bad_ones_are_refused(capsys):
+  assert bench.breaker_settings("none") == {}
+  assert bench.breaker_settings("reorder:partials=8,data_grad=1") == {
+      "rounding_noise": True, "rounding_noise_mode": "reorder", "rounding_noise_partials": 8,
+      "rounding_noise_data_grad": 1}
+  assert bench.breaker_settings("ulp:scale=0.5")["rounding_noise_scale"] == 0.5
+  grid = bench.cases(argparse.Namespace(small=False, models="10-1", batches="16", dtypes="float32", steps=1,
+                                        windows=1, warmup=0, modes="jax_deterministic,torch_default",
+                                        conv_backward="auto",
+                                        breakers="none;ulp:scale=1"))
+  assert [(c["mode"], c["breaker"]) for c in grid] == [
+      ("jax_deterministic", "none"), ("jax_deterministic", "ulp:scale=1"), ("torch_default", "none")]
+  assert bench.main(["--models", "10-1", "--modes", "jax_deterministic", "--breakers", "ulp:scale=0.01"]) == 2
+
+  assert "rounding_noise_scale=0.01" in capsys.readouterr().err

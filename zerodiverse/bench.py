@@ -1,7 +1,8 @@
-"""Training throughput and peak memory of ConstNet, JAX against PyTorch, each determinism mode (issue 6).
+"""Training throughput and peak memory of ConstNet, JAX against PyTorch, each determinism mode.
 
   python -m zerodiverse.bench --out bench.json            # the full grid (a GPU: several minutes)
   python -m zerodiverse.bench --small --out bench.json    # WRN-7-1, batch 8, 8x8 images: seconds, any CPU
+  python -m zerodiverse.bench --modes jax_deterministic --breakers 'none;reorder:partials=8;ulp:scale=1'
 
 Grid: ConstNet WRN-16-10 and WRN-16-4, batch 128 and 512, float32 and bfloat16 (mixed precision: float32
 master weights, bfloat16 compute), four modes: jax_deterministic, jax_default (XLA flags of
@@ -9,6 +10,10 @@ zerodiverse.determinism), torch_default (cudnn.benchmark on, channels_last, nond
 allowed: its best eager settings), torch_deterministic (deterministic algorithms, benchmark off,
 channels_last). TF32 is off everywhere (float32 means float32). Each (mode, case) runs in its own process,
 so JAX's determinism flags apply before its backend starts and peak memory is per case.
+
+`--breakers` times the JAX modes once per rounding-noise setting ('none', or a mode of
+config.breaker.rounding_noise_mode with its rounding_noise_* fields, e.g. 'reorder:partials=8,data_grad=1');
+the PyTorch modes run without breakers.
 
 Measured on one synthetic batch kept on the device (the input pipeline is not timed): compile / warm-up
 time separately, then images/s as the median over `--windows` windows of `--steps` steps. Peak memory:
@@ -19,6 +24,7 @@ the device is not in the table).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -90,12 +96,26 @@ def _synthetic(batch: int, image_size: int):
           gen.integers(0, NUM_CLASSES, size=batch).astype(np.int32))
 
 
+def breaker_settings(spec: str) -> dict:
+  """config.breaker fields of one --breakers entry: 'none' -> {}, 'ulp:scale=4' -> rounding_noise in mode ulp
+  with rounding_noise_scale=4."""
+  if spec == "none":
+    return {}
+  mode, _, fields = spec.partition(":")
+  out = {"rounding_noise": True, "rounding_noise_mode": mode}
+  for item in filter(None, fields.split(",")):
+    k, _, v = item.partition("=")
+    out[f"rounding_noise_{k}"] = float(v) if k == "scale" else int(v)
+  return out
+
+
 def bench_jax(case: dict) -> dict:
   from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
   flags = determinism.apply(case["mode"].split("_", 1)[1])  # before the backend starts: this is a fresh process
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
+  from zerodiverse import breakers, layers  # pylint: disable=g-import-not-at-top
   from zerodiverse.models.constnet import ConstNet  # pylint: disable=g-import-not-at-top
 
   dtype = jnp.dtype(case["dtype"])
@@ -104,6 +124,9 @@ def bench_jax(case: dict) -> dict:
   images, labels = map(jnp.asarray, _synthetic(case["batch"], case["image_size"]))
   variables = model.init(jax.random.key(0), images[:1])
   state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+  settings = breaker_settings(case.get("breaker", "none"))
+  grad_breakers = breakers.rounding_breaker(settings, case["batch"]) if settings else breakers.GradBreakers()
+  key = jax.random.key(0)
 
   def step(state, images, labels):
     params, batch_stats, opt_state = state
@@ -115,12 +138,15 @@ def bench_jax(case: dict) -> dict:
       loss = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels).mean()
       return loss, jax.tree.map(lambda x: x.astype(jnp.float32), updates["batch_stats"])
 
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    with breakers.reordering(key, grad_breakers):
+      (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    grads = breakers.apply_to_grads(grads, key, grad_breakers)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
 
   t0 = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
+  with layers.xla_conv_backward() if case.get("conv_backward") == "xla" else contextlib.nullcontext():
+    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
   for _ in range(case["warmup"]):
@@ -215,25 +241,47 @@ def cases(args) -> list[dict]:
   for mode in modes:
     if mode not in MODES:
       raise SystemExit(f"--modes: {mode!r} is not one of {MODES}")
+  specs = args.breakers.split(";")
+  for spec in specs:
+    settings = breaker_settings(spec)
+    if settings:
+      from zerodiverse import breakers  # pylint: disable=g-import-not-at-top
+      for b in batches:
+        breakers.rounding_breaker(settings, b)  # refuse a bad setting before any case runs
   return [dict(mode=mode, depth=d, width=w, batch=b, dtype=t, image_size=image_size, steps=steps,
-               windows=windows, warmup=warmup)
-          for (d, w) in models for b in batches for t in dtypes for mode in modes]
+               windows=windows, warmup=warmup, breaker=spec, conv_backward=args.conv_backward)
+          for (d, w) in models for b in batches for t in dtypes for mode in modes
+          for spec in (specs if mode.startswith("jax") else ["none"])]
 
 
 def table(results: list[dict]) -> str:
-  lines = ["| mode | model | batch | dtype | images/s | compile s | warm-up s | peak MiB | MFU |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| mode | breaker | model | batch | dtype | images/s | compile s | warm-up s | peak MiB | MFU |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   fmt = lambda v, f: "n/a" if v is None else format(v, f)
   for r in results:
     model = f"WRN-{r['depth']}-{r['width']}"
+    xla_backward = r.get("conv_backward") == "xla" and r["mode"].startswith("jax")
+    mode = r["mode"] + (" (XLA conv backward)" if xla_backward else "")
     if "error" in r:
-      lines.append(f"| {r['mode']} | {model} | {r['batch']} | {r['dtype']} | FAILED: {r['error'][:80]} | | | | |")
+      lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
+                   f"| FAILED: {r['error'][:80]} | | | | |")
       continue
     mib = None if r["peak_memory_bytes"] is None else r["peak_memory_bytes"] / 2**20
-    lines.append(f"| {r['mode']} | {model} | {r['batch']} | {r['dtype']} | {r['images_per_second']:.1f} "
+    lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
+                 f"| {r['images_per_second']:.1f} "
                  f"| {fmt(r['compile_seconds'], '.1f')} | {r['warmup_seconds']:.1f} | {fmt(mib, '.0f')} "
                  f"| {fmt(r['mfu'], '.3f')} |")
   return "\n".join(lines)
+
+
+def ratios(results: list[dict]) -> list[str]:
+  """'WRN-10-1 128 float32: jax_deterministic / torch_default = 1.23' for every case both modes ran (no
+  breaker), from the same bench run."""
+  rate = {(r["mode"], r["depth"], r["width"], r["batch"], r["dtype"]): r["images_per_second"] for r in results
+          if "error" not in r and r.get("breaker", "none") == "none"}
+  return [f"WRN-{d}-{w} batch {b} {t}: jax_deterministic / torch_default = "
+          f"{v / rate[('torch_default', d, w, b, t)]:.2f}"
+          for (m, d, w, b, t), v in rate.items() if m == "jax_deterministic" and ("torch_default", d, w, b, t) in rate]
 
 
 def main(argv=None) -> int:
@@ -246,6 +294,11 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=20, help="steps per timed window")
   parser.add_argument("--windows", type=int, default=5)
   parser.add_argument("--warmup", type=int, default=5, help="steps after compile, before timing")
+  parser.add_argument("--breakers", default="none", help="';'-separated rounding-noise settings for the JAX "
+                      "modes, e.g. 'none;reorder:partials=8;ulp:scale=1'")
+  parser.add_argument("--conv-backward", default="auto", choices=("auto", "xla"),
+                      help="auto: zerodiverse.layers' choice (a matrix-product weight gradient on CPU); xla: "
+                      "XLA's own conv backward everywhere")
   parser.add_argument("--out", default="", help="write the results as JSON here")
   parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -253,8 +306,14 @@ def main(argv=None) -> int:
     case = json.loads(args.worker)
     print(json.dumps((bench_jax if case["mode"].startswith("jax") else bench_torch)(case)))
     return 0
+  from zerodiverse.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  try:
+    grid = cases(args)
+  except ConfigError as e:
+    print(f"--breakers: {e}", file=sys.stderr)
+    return 2
   results = []
-  for case in cases(args):
+  for case in grid:
     results.append(run_case(case))
     print(table(results[-1:]).splitlines()[-1], flush=True)
   from zerodiverse import record  # pylint: disable=g-import-not-at-top
@@ -262,6 +321,7 @@ def main(argv=None) -> int:
             "versions": record.versions(), "flags": {r["mode"]: r.get("flags") for r in results},
             "peak_flops_table": dict(PEAK_FLOPS), "results": results}
   print(table(results))
+  print("\n".join(ratios(results)))
   if args.out:
     record.write_json(args.out, report)
   return 0 if all("error" not in r for r in results) else 1

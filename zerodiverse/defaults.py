@@ -50,8 +50,12 @@ def base() -> ml_collections.ConfigDict:
   config.breaker.dropout = 0.0              # residual-branch dropout rate (the paper: 0.01); LeakyNet: every block layer
   config.breaker.stem_dropout = 0.0         # ConstNet: dropout rate after the stem (the authors' --dropl1)
   config.breaker.grad_noise = 0.0           # eps: g + eps * N(0, 1) on every gradient element each step; 0 = off
-  config.breaker.rounding_noise = False     # g * (1 + u * r), u ~ U[-1, 1] each step (breakers.py)
-  config.breaker.rounding_noise_scale = 2.0 ** -24  # r: float32 rounding (half an ulp at 1.0)
+  config.breaker.rounding_noise = False     # GPU-like float32 reduction differences each step (breakers.py)
+  config.breaker.rounding_noise_mode = "reorder"  # or "ulp"
+  config.breaker.rounding_noise_partials = 8  # reorder: partial sums per reduction, added in a keyed order
+  config.breaker.rounding_noise_tile = 1    # reorder: output channels sharing one order (> 1 needs data_grad)
+  config.breaker.rounding_noise_data_grad = False  # reorder: the data gradient too
+  config.breaker.rounding_noise_scale = 1.0  # ulp: sigma of the per-element move, in ulps
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "cifar10"

@@ -24,7 +24,7 @@ BN (batchnorm.py): PyTorch's eps, config.model.bn_decay and bn_group_size.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.models.batchnorm import DECAY, batch_norm, check as check_bn
 
@@ -61,13 +61,13 @@ class Block(nn.Module):
   def __call__(self, x, train: bool):
     h = batch_norm(train, "bn", self.bn_decay, self.bn_group_size)(x)
     a = nn.relu(h)
-    r = nn.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
+    r = layers.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
                 kernel_init=self.residual_init, name="conv")(a)
     if self.dropout > 0:
       r = nn.Dropout(self.dropout, deterministic=not train)(r)
     self.sow("intermediates", "residual", r)
     if x.shape[-1] != self.features or self.stride != 1:
-      x = nn.Conv(self.features, (1, 1), (self.stride, self.stride), padding="VALID", use_bias=False,
+      x = layers.Conv(self.features, (1, 1), (self.stride, self.stride), padding="VALID", use_bias=False,
                   kernel_init=self.shortcut_init, name="shortcut")(a if self.shortcut_input == "relu_bn" else h)
     out = x + r
     self.sow("intermediates", "output", out)
@@ -108,7 +108,7 @@ class ConstNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     kernel_inits = scheme_inits(self.scheme, self.residual_var_scale)
-    x = nn.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=kernel_inits["stem"], name="stem")(x)
+    x = layers.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=kernel_inits["stem"], name="stem")(x)
     if self.stem_dropout > 0:
       x = nn.Dropout(self.stem_dropout, deterministic=not train, rng_collection="stem_dropout")(x)
     self.sow("intermediates", "output", x)
@@ -119,7 +119,7 @@ class ConstNet(nn.Module):
                   self.shortcut_input, self.bn_decay, self.bn_group_size,
                   name=f"stage{stage + 1}_block{block}")(x, train)
     x = jnp.mean(nn.relu(x), axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
+    return layers.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
                     name="head")(x)
 
 

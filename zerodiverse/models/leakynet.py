@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.models.batchnorm import DECAY, batch_norm, check as check_bn
 from zerodiverse.models.constnet import PAD3
@@ -81,7 +81,7 @@ class Layer(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     b = self.param("bias", nn.initializers.zeros, ())
-    x = nn.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
+    x = layers.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
                 kernel_init=self.kernel_init, name="conv")(x + b)
     x = nn.leaky_relu(x, SLOPE)
     if self.dropout > 0:
@@ -114,7 +114,7 @@ class LeakyNet(nn.Module):
   def __call__(self, x, train: bool = False):
     stem, *chars = characters(self.code, self.depth)
     n = (self.depth - 4) // 3
-    x = nn.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=kernel_init(stem, odd=False), name="stem")(x)
+    x = layers.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=kernel_init(stem, odd=False), name="stem")(x)
     self.sow("intermediates", "output", x)
     for i, char in enumerate(chars):
       stride = 2 if i in (n, 2 * n) else 1
@@ -122,7 +122,7 @@ class LeakyNet(nn.Module):
                 dropout=self.dropout, bn_decay=self.bn_decay, bn_group_size=self.bn_group_size,
                 name=f"layer{i}")(x, train)
     x = jnp.mean(nn.leaky_relu(x, SLOPE), axis=(1, 2))
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
+    return layers.Dense(self.num_classes, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros,
                     name="head")(x)
 
 

@@ -25,7 +25,7 @@ are the control for "a network with k features trained at the same lr".
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 
 
@@ -49,9 +49,9 @@ class MLP(nn.Module):
       hidden_init = inits.get("k_unique", k=self.unique_features, base=hidden_init)
       head_init = duplicated_rows(self.unique_features, head_init)
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
+    x = nn.relu(layers.Dense(self.width, kernel_init=hidden_init, name="hidden")(x))
     self.sow("intermediates", "output", x)
-    return nn.Dense(self.num_classes, kernel_init=head_init, name="head")(x)
+    return layers.Dense(self.num_classes, kernel_init=head_init, name="head")(x)
 
 
 def duplicated_rows(k: int, base):

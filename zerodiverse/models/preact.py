@@ -30,7 +30,7 @@ import dataclasses
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zerodiverse import inits
+from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.inits import risotto
 
@@ -97,7 +97,7 @@ def _unused(key, shape, dtype=jnp.float32):
 
 
 def conv(features, k, stride, init, name):
-  return nn.Conv(features, (k, k), (stride, stride), padding=((k // 2, k // 2),) * 2, use_bias=False,
+  return layers.Conv(features, (k, k), (stride, stride), padding=((k // 2, k // 2),) * 2, use_bias=False,
                  kernel_init=init, name=name)
 
 
@@ -253,7 +253,7 @@ class PreActResNet(nn.Module):
     x = jnp.mean(nn.relu(x), axis=(1, 2))
     if opts.scheme == "fixup":
       x = x + self.param("bias_head", nn.initializers.zeros, ())
-    return nn.Dense(self.num_classes, kernel_init=opts.head_init(), bias_init=nn.initializers.zeros,
+    return layers.Dense(self.num_classes, kernel_init=opts.head_init(), bias_init=nn.initializers.zeros,
                     name="head")(x)
 
 

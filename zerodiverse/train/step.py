@@ -39,7 +39,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                                     rngs=rngs)
       return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
 
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    with breakers.reordering(step_key, grad_breakers):
+      (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     grads = breakers.apply_to_grads(grads, step_key, grad_breakers)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
