@@ -119,7 +119,7 @@ def test_switching_a_breaker_on_leaves_init_data_and_dropout_alone():
 @pytest.mark.parametrize("breaker,match", [
     ({"grad_noise": -1.0}, "config.breaker.grad_noise"),
     ({"rounding_noise_mode": "multiply"}, "rounding_noise_mode"),
-    ({"rounding_noise_mode": "ulp", "rounding_noise_scale": 0.1}, "rounding_noise_scale=0.1: round"),
+    ({"rounding_noise_mode": "ulp", "rounding_noise_scale": 0.2}, "rounding_noise_scale=0.2: round"),
     ({"rounding_noise_mode": "ulp", "rounding_noise_scale": 2.0 ** -24}, "rounding_noise_scale"),
     ({"rounding_noise_mode": "ulp", "rounding_noise_scale": float("nan")}, "rounding_noise_scale"),
     ({"rounding_noise_mode": "ulp", "rounding_noise_scale": 2.0 ** 21}, "grad_noise for large"),
@@ -220,13 +220,12 @@ def test_reorder_same_key_is_bitwise_equal_other_key_differs_and_off_is_flax():
   for layer in ("conv", "head"):
     assert not np.array_equal(a[layer]["kernel"], c[layer]["kernel"])
     np.testing.assert_allclose(a[layer]["kernel"], c[layer]["kernel"], rtol=1e-5, atol=1e-6)
-  # Outside a `reordered` block (and with XLA's own conv backward) the layers trace exactly as flax's own.
+  # Outside a `reordered` block the layers trace exactly as flax's own.
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(layers, "Conv", nn.Conv)
     mp.setattr(layers, "Dense", nn.Dense)
     flax_own = str(jax.make_jaxpr(jax.grad(loss))(params))
-  with layers.xla_conv_backward():
-    assert str(jax.make_jaxpr(jax.grad(loss))(params)) == flax_own
+  assert str(jax.make_jaxpr(jax.grad(loss))(params)) == flax_own
 
 
 # ---- ulp: whole ulps, symmetric, with the configured spread -----------------------------------------------
@@ -261,7 +260,7 @@ def test_ulp_moves_respect_zero_subnormals_and_non_finite_values():
 @pytest.mark.parametrize("breaker", [
     {"rounding_noise_partials": 3},
     {"rounding_noise_partials": 8, "rounding_noise_tile": 4, "rounding_noise_data_grad": True},
-    {"rounding_noise_mode": "ulp", "rounding_noise_scale": 0.2},
+    {"rounding_noise_mode": "ulp", "rounding_noise_scale": 0.45},
 ])
 def test_every_accepted_setting_breaks_a_constnets_symmetry_within_50_steps(breaker):
   """The smallest accepted setting of each mode (and the tiled one) makes a tiny ConstNet's channels bitwise

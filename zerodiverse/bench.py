@@ -145,7 +145,7 @@ def bench_jax(case: dict) -> dict:
     return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
 
   t0 = time.perf_counter()
-  with layers.xla_conv_backward() if case.get("conv_backward") == "xla" else contextlib.nullcontext():
+  with layers.matmul_conv_backward() if case.get("conv_backward") == "matmul" else contextlib.nullcontext():
     compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
@@ -260,8 +260,8 @@ def table(results: list[dict]) -> str:
   fmt = lambda v, f: "n/a" if v is None else format(v, f)
   for r in results:
     model = f"WRN-{r['depth']}-{r['width']}"
-    xla_backward = r.get("conv_backward") == "xla" and r["mode"].startswith("jax")
-    mode = r["mode"] + (" (XLA conv backward)" if xla_backward else "")
+    matmul_backward = r.get("conv_backward") == "matmul" and r["mode"].startswith("jax")
+    mode = r["mode"] + (" (matmul conv backward)" if matmul_backward else "")
     if "error" in r:
       lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
                    f"| FAILED: {r['error'][:80]} | | | | |")
@@ -296,9 +296,9 @@ def main(argv=None) -> int:
   parser.add_argument("--warmup", type=int, default=5, help="steps after compile, before timing")
   parser.add_argument("--breakers", default="none", help="';'-separated rounding-noise settings for the JAX "
                       "modes, e.g. 'none;reorder:partials=8;ulp:scale=1'")
-  parser.add_argument("--conv-backward", default="auto", choices=("auto", "xla"),
-                      help="auto: zerodiverse.layers' choice (a matrix-product weight gradient on CPU); xla: "
-                      "XLA's own conv backward everywhere")
+  parser.add_argument("--conv-backward", default="xla", choices=("xla", "matmul"),
+                      help="xla: XLA's own conv backward (the default of zerodiverse.layers); matmul: the CPU "
+                      "matrix-product weight gradient of layers.matmul_conv_backward")
   parser.add_argument("--out", default="", help="write the results as JSON here")
   parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)

@@ -5,15 +5,17 @@ order.
 module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is always the
 primitive call flax would make. The backward:
 
-- on CPU, a plain 2-D conv (NHWC, no dilation or groups) forms its weight gradient as one matrix product: the
-  kh * kw shifted, strided views of the padded input, side by side, contracted with the output gradient over
-  N * Ho * Wo (`weight_partials` with m = 1); its data gradient is XLA's transposed conv, a forward conv with
-  the flipped kernel. XLA:CPU's own backward-filter convolution is several times slower. The result equals
-  XLA's up to float32 rounding (another summation order). `xla_conv_backward()` restores XLA's own backward;
-  GPU and TPU always use XLA's convolutions.
+- by default, XLA's own (what nn.Conv / nn.Dense give). Inside `matmul_conv_backward()`, on CPU, a plain 2-D
+  conv (NHWC, no dilation or groups) forms its weight gradient as one matrix product: the kh * kw shifted,
+  strided views of the padded input, side by side, contracted with the output gradient over N * Ho * Wo
+  (`weight_partials` with m = 1); its data gradient is XLA's transposed conv, a forward conv with the flipped
+  kernel. It is several times faster than XLA:CPU's backward-filter convolution and equals it up to float32
+  rounding, but it is not the default because it can round identical channels differently (see there).
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
-  the batch (the same contraction as above, split over the groups), and adds them in float32 in an order
+  the batch (the same contraction as above, split over the groups; note that the contraction itself may
+  round identical channels' partials differently, a deterministic difference on top of the keyed order),
+  and adds them in float32 in an order
   drawn per output element (shared by `settings.tile` consecutive output channels if > 1); with
   `settings.data_grad` the data gradient too, its partials over groups of output channels.
 
@@ -195,29 +197,31 @@ def _conv_bwd(op, res, dy):
 
 matmul_backward_conv.defvjp(_conv_fwd, _conv_bwd)
 
-_XLA_BACKWARD = contextvars.ContextVar("zerodiverse_xla_conv_backward", default=False)
+_MATMUL_BACKWARD = contextvars.ContextVar("zerodiverse_matmul_conv_backward", default=False)
 
 
 @contextlib.contextmanager
-def xla_conv_backward():
-  """Within this block (at trace time) convs on CPU use XLA's own backward pass, as flax's nn.Conv does."""
-  token = _XLA_BACKWARD.set(True)
+def matmul_conv_backward():
+  """Within this block (at trace time) plain convs on CPU form their weight gradient as one matrix product.
+  Off by default: it is several times faster than XLA:CPU's backward-filter convolution, but in a symmetric
+  ConstNet it gave two bitwise-identical output channels different roundings (a 260-step tiny run ended with
+  2 distinct channels in one conv and no breaker), so it would break symmetry by itself."""
+  token = _MATMUL_BACKWARD.set(True)
   try:
     yield
   finally:
-    _XLA_BACKWARD.reset(token)
+    _MATMUL_BACKWARD.reset(token)
 
 
 def uses_matmul_backward(op: Call, x, w) -> bool:
-  """On CPU a plain conv's weight gradient is a matrix product: XLA:CPU's own backward-filter convolution is
-  several times slower than the same contraction as one dot. GPU and TPU keep XLA's convolutions (cuDNN's
+  """Inside `matmul_conv_backward()`, on CPU, for a plain conv. GPU and TPU keep XLA's convolutions (cuDNN's
   deterministic and nondeterministic kernels are what the determinism modes contrast)."""
-  return not _XLA_BACKWARD.get() and jax.default_backend() == "cpu" and op.is_plain_conv(x, w)
+  return _MATMUL_BACKWARD.get() and jax.default_backend() == "cpu" and op.is_plain_conv(x, w)
 
 
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
   """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, a conv on CPU with
-  its weight gradient as one matrix product, else the primitive itself."""
+  its weight gradient as one matrix product inside `matmul_conv_backward()`, else the primitive itself."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:

@@ -29,7 +29,7 @@ def run(cfg, xla: bool):
   key = rng.root_key(cfg.seed)
   state = step_lib.init_state(model, tx, jnp.asarray(stream.batch(0, slice(0, 1))["image"]), key,
                               breakers.init_noise(cfg))
-  with layers.xla_conv_backward() if xla else contextlib.nullcontext():
+  with contextlib.nullcontext() if xla else layers.matmul_conv_backward():
     train_step = step_lib.make_train_step(model, tx)
     losses = []
     for t in range(cfg.train.steps):
