@@ -7,21 +7,21 @@
   # the same arms for 300 steps, symmetry metrics every 25 (distinct channels over steps and
   # symmetry_breaking_step per layer):
   python launch.py --config configs/constnet_torch_gpu.py:symmetry --workdir W --config.data.dir=DIR
-  # accuracy side by side: He; ConstNet without breaker under torch_default, torch_deterministic and
+  # accuracy side by side: He; ConstNet without breaker under torch_nondeterministic_allowed, torch_deterministic and
   # jax_deterministic; deterministic JAX with rounding_noise or with dropout 0.01 (length: train.steps):
   python launch.py --config configs/constnet_torch_gpu.py:side_by_side --workdir W --config.data.dir=DIR
   # scripts/gpu.sh runs both on a GPU machine (docs/gpu.md).
 
 Arms (same seed, initial numbers, batches and recipe; TF32 off on both sides; the He arm is not here):
-  torch_default[_2]        cudnn.benchmark on, nondeterministic algorithms allowed: the paper's setting;
+  torch_nondeterministic_allowed[_2]        cudnn.benchmark on, nondeterministic algorithms allowed: the paper's setting;
   torch_deterministic[_2]  torch.use_deterministic_algorithms(True), benchmark off, CUBLAS_WORKSPACE_CONFIG;
   jax_deterministic[_2]    XLA's deterministic GPU flags;
-  jax_default[_2]          XLA left free.
+  jax_nondeterministic_allowed[_2]          XLA left free.
 Each arm runs twice (suffix _2) so the table shows whether a mode reproduces its own fingerprint.
-Expect on a GPU (the claim under test, not yet measured): torch_default breaks the symmetry by accident
+Expect on a GPU (the claim under test, not yet measured): torch_nondeterministic_allowed breaks the symmetry by accident
 (distinct channels > 1, runs differ in fingerprint, accuracy well above the symmetric arms); the two
 deterministic arms keep 1 distinct channel everywhere and reproduce their fingerprints bitwise;
-jax_default is the open question. WRN-16-4 for 2000 steps (~5 epochs): a few minutes per arm on an H100.
+jax_nondeterministic_allowed is the open question. WRN-16-4 for 2000 steps (~5 epochs): a few minutes per arm on an H100.
 The table (WORKDIR/table.md) has accuracy, distinct channels and fingerprints; per-layer channels are in
 each arm's summary.json. Commit the table with the command and device to docs/results/.
 """
@@ -29,17 +29,17 @@ each arm's summary.json. Commit the table with the command and device to docs/re
 from zerodiverse import defaults
 
 MODES = {
-    "torch_default": {"backend": "torch", "determinism": "nondeterministic_allowed"},
+    "torch_nondeterministic_allowed": {"backend": "torch", "determinism": "nondeterministic_allowed"},
     "torch_deterministic": {"backend": "torch", "determinism": "deterministic"},
     "jax_deterministic": {"backend": "jax", "determinism": "deterministic"},
-    "jax_default": {"backend": "jax", "determinism": "nondeterministic_allowed"},
+    "jax_nondeterministic_allowed": {"backend": "jax", "determinism": "nondeterministic_allowed"},
 }
 
 # Accuracy side by side: the He twin, ConstNet with no breaker under three modes, and two explicit breakers
 # under deterministic JAX (the rounding emulation and the paper's dropout 0.01).
 SIDE_BY_SIDE = {
     "he": {"model": {"scheme": "he"}},
-    "torch_default": MODES["torch_default"],
+    "torch_nondeterministic_allowed": MODES["torch_nondeterministic_allowed"],
     "torch_deterministic": MODES["torch_deterministic"],
     "jax_deterministic": MODES["jax_deterministic"],
     "jax_rounding_noise": {"breaker": {"rounding_noise": True}},

@@ -35,17 +35,17 @@ def test_peak_table():
 def test_small_run_writes_json_for_jax_and_torch(tmp_path, monkeypatch):
   monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the torch worker: no spinning threads on shared cores
   out = tmp_path / "bench.json"
-  assert bench.main(["--small", "--modes", "jax_deterministic,torch_default", "--out", str(out)]) == 0
+  assert bench.main(["--small", "--modes", "jax_deterministic,torch_nondeterministic_allowed", "--out", str(out)]) == 0
   report = json.loads(out.read_text())
   results = {r["mode"]: r for r in report["results"]}
-  assert set(results) == {"jax_deterministic", "torch_default"}
+  assert set(results) == {"jax_deterministic", "torch_nondeterministic_allowed"}
   for r in results.values():
     assert r["images_per_second"] > 0 and len(r["window_seconds"]) == 2
     assert r["peak_memory_bytes"] is None and r["mfu"] is None  # CPU: no device memory stats, no peak FLOP/s
     assert r["train_flops_per_image"] == bench.train_flops(7, 1, image_size=8)
   assert results["jax_deterministic"]["compile_seconds"] > 0
   assert "--xla_gpu_deterministic_ops=true" in results["jax_deterministic"]["flags"]["xla_flags"]
-  assert results["torch_default"]["flags"]["cudnn_benchmark"] is True
+  assert results["torch_nondeterministic_allowed"]["flags"]["cudnn_benchmark"] is True
   assert "jax" in report["versions"] and "torch" in report["versions"]
 
 
@@ -56,11 +56,11 @@ def test_breaker_settings_expand_the_jax_modes_and_bad_ones_are_refused(capsys):
       "rounding_noise_data_grad": 1}
   assert bench.breaker_settings("ulp:scale=0.5")["rounding_noise_scale"] == 0.5
   grid = bench.cases(argparse.Namespace(small=False, models="10-1", batches="16", dtypes="float32", steps=1,
-                                        windows=1, warmup=0, modes="jax_deterministic,torch_default",
+                                        windows=1, warmup=0, modes="jax_deterministic,torch_nondeterministic_allowed",
                                         conv_backward="xla",
                                         breakers="none;ulp:scale=1"))
   assert [(c["mode"], c["breaker"]) for c in grid] == [
-      ("jax_deterministic", "none"), ("jax_deterministic", "ulp:scale=1"), ("torch_default", "none")]
+      ("jax_deterministic", "none"), ("jax_deterministic", "ulp:scale=1"), ("torch_nondeterministic_allowed", "none")]
   assert bench.main(["--models", "10-1", "--modes", "jax_deterministic", "--breakers", "ulp:scale=0.01"]) == 2
 
   assert "rounding_noise_scale=0.01" in capsys.readouterr().err

@@ -5,10 +5,10 @@
 
 ConstNet in its symmetric state (constant init, then `--steps` SGD steps of the paper's recipe under
 deterministic JAX, saved once) gets the same batch's weight gradient `--repeats` times in each mode:
-  torch_nondeterministic  cudnn.benchmark on, nondeterministic algorithms allowed (determinism "nondeterministic_allowed")
+  torch_nondeterministic_allowed  cudnn.benchmark on, nondeterministic algorithms allowed (determinism "nondeterministic_allowed")
   torch_deterministic     deterministic algorithms, benchmark off
   jax_deterministic       XLA's deterministic GPU flags
-  jax_free                XLA left free (determinism "nondeterministic_allowed")
+  jax_nondeterministic_allowed                XLA left free (determinism "nondeterministic_allowed")
 Each mode runs in its own process (JAX's flags apply before its backend starts, torch's before CUDA). Per
 layer, zerodiverse.nondeterminism counts bitwise-distinct output channels, their spread and the run-to-run
 differences in ulps, the fraction unchanged, and whether channels of one output tile move together. What
@@ -31,10 +31,10 @@ import time
 import numpy as np
 
 MODES = {
-    "torch_nondeterministic": ("torch", "nondeterministic_allowed"),
+    "torch_nondeterministic_allowed": ("torch", "nondeterministic_allowed"),
     "torch_deterministic": ("torch", "deterministic"),
     "jax_deterministic": ("jax", "deterministic"),
-    "jax_free": ("jax", "nondeterministic_allowed"),
+    "jax_nondeterministic_allowed": ("jax", "nondeterministic_allowed"),
 }
 NUM_CLASSES = 10
 
