@@ -151,7 +151,8 @@ def ulp_moves(key: jax.Array, shape, sigma: float) -> jax.Array:
 
 def move_ulps(g: jax.Array, k: jax.Array) -> jax.Array:
   """g moved by k of its own ulps on the bit pattern, away from 0 for k > 0: |g|'s bits + k, clipped to
-  [0, largest finite], sign kept; zeros, infinities and NaNs unchanged."""
+  [0, largest finite], sign kept; zeros, infinities and NaNs unchanged (and subnormals, on backends that
+  treat them as zero, such as XLA:CPU)."""
   if g.dtype != jnp.float32:
     raise TypeError(f"move_ulps works on float32, got {g.dtype}")
   bits = lax.bitcast_convert_type(g, jnp.int32)
