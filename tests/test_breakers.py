@@ -250,11 +250,11 @@ def test_ulp_moves_respect_zero_subnormals_and_non_finite_values():
   k = jnp.asarray([3, -3, 1, 1, 1, -1, 2, 2, 5], jnp.int32)
   out = np.asarray(breakers.move_ulps(g, k))
   np.testing.assert_array_equal(out[:5].view(np.uint32), np.asarray(g)[:5].view(np.uint32))  # unchanged bits
-  if bool(jax.jit(lambda v: v == 0)(g[5])):  # XLA:CPU treats subnormals as 0 (denormals-are-zero): kept as is
-    np.testing.assert_array_equal(out[5:8].view(np.uint32), np.asarray(g)[5:8].view(np.uint32))
-  else:
-    assert out[5] == 0 and not np.signbit(out[5])  # a move below 0 stops at +0
-    assert out[6] == 3 * tiny_ and out[7] == -3 * tiny_  # subnormals move by the smallest subnormal
+  # XLA:CPU may treat subnormals as 0 (denormals-are-zero), depending on the CPU and the fusion: then they are
+  # kept as they are; otherwise a move below 0 stops at +0 and subnormals move by the smallest subnormal.
+  kept = np.array_equal(out[5:8].view(np.uint32), np.asarray(g)[5:8].view(np.uint32))
+  moved = out[5] == 0 and not np.signbit(out[5]) and out[6] == 3 * tiny_ and out[7] == -3 * tiny_
+  assert kept or moved, out[5:8]
   assert out[8] == np.finfo(np.float32).max  # never overflows into inf
 
 

@@ -18,7 +18,8 @@ def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path
   result = launch("--config", "configs/constnet_cifar10.py", "--config.train.progress=false",
                   f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.model.width=1",
                   "--config.determinism=nondeterministic_allowed", "--config.train.steps=3",
-                  "--config.train.batch_size=8", "--config.train.eval_batch_size=50", "--workdir", str(tmp_path))
+                  "--config.train.batch_size=8", "--config.model.bn_group_size=0", "--config.train.eval_batch_size=50",
+                  "--workdir", str(tmp_path))
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["model"]["depth"] == 7 and summary["steps"] == 3 and summary["length_from"] == "train.steps"
