@@ -180,6 +180,20 @@ def test_reorder_is_numpy_adding_the_same_partials_in_the_same_order(tile, data_
     np.testing.assert_array_equal(dx, full_dx)  # the data gradient is XLA's own
 
 
+@pytest.mark.parametrize("features", [16, 32, 64])
+def test_reorder_partials_of_identical_channels_are_bitwise_identical(features):
+  """Identical output channels (identical filters, identical output gradients) get bitwise identical
+  partial sums, so only the keyed order can tell them apart (a matrix product may round them differently)."""
+  kx, kd = jax.random.split(jax.random.key(5))
+  x = jax.random.normal(kx, (32, 8, 8, features))
+  w = jnp.ones((3, 3, features, features), jnp.float32) / features  # ConstNet-like: every filter the same
+  dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+  op = layers.Call(jax.lax.conv_general_dilated, ((1, 1), ((1, 1), (1, 1))), (("dimension_numbers", dn),))
+  dy = jnp.broadcast_to(jax.random.normal(kd, op(x, w).shape[:-1] + (1,)), op(x, w).shape)  # same per channel
+  pw = np.asarray(jax.jit(lambda x_, w_, d: layers.weight_partials(op, x_, w_, d, 8))(x, w, dy))
+  assert all(np.array_equal(pw[..., 0], pw[..., c]) for c in range(features))
+
+
 def spread_in_ulps(partials, keys=48):
   """Per element, (max - min) over keyed orders of the ordered sum, in ulps of the exact sum."""
   sums = np.stack([np.asarray(layers.ordered_sum(jnp.asarray(partials), layers.order_keys(

@@ -8,15 +8,13 @@ primitive call flax would make. The backward:
 - by default, XLA's own (what nn.Conv / nn.Dense give). Inside `matmul_conv_backward()`, on CPU, a plain 2-D
   conv (NHWC, no dilation or groups) forms its weight gradient as one matrix product: the kh * kw shifted,
   strided views of the padded input, side by side, contracted with the output gradient over N * Ho * Wo
-  (`weight_partials` with m = 1); its data gradient is XLA's transposed conv, a forward conv with the flipped
+  (`matmul_weight_gradient`); its data gradient is XLA's transposed conv, a forward conv with the flipped
   kernel. It is several times faster than XLA:CPU's backward-filter convolution and equals it up to float32
   rounding, but it is not the default because it can round identical channels differently (see there).
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
-  the batch (the same contraction as above, split over the groups; note that the contraction itself may
-  round identical channels' partials differently, a deterministic difference on top of the keyed order),
-  and adds them in float32 in an order
-  drawn per output element (shared by `settings.tile` consecutive output channels if > 1); with
+  the batch, each by XLA's own transposed op (so identical channels get bitwise identical partials and
+  only the keyed order tells them apart), and adds them in float32 in an order drawn per output element (shared by `settings.tile` consecutive output channels if > 1); with
   `settings.data_grad` the data gradient too, its partials over groups of output channels.
 
 What it models: split-K accumulation with atomics in cuDNN's nondeterministic backward kernels
@@ -129,21 +127,20 @@ def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
 
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
   """(m, *w.shape): the weight gradient of y = op(x, w) from each of m contiguous groups of the batch (axis 0,
-  groups of group_size examples, zero-padded). For a dense layer and a plain conv one batched matrix product
-  (input rows, or the conv's shifted input views, against dy over each group's rows); otherwise XLA's own
-  transposed op on each group."""
+  groups of group_size examples; an empty last group gives zeros), each by XLA's own transposed op, the one
+  the step uses without the breaker. That op computes every output channel the same way, so identical
+  channels get bitwise identical partials and only the keyed order of the sum can tell them apart (a matrix
+  product can round identical columns differently: see `matmul_conv_backward`)."""
   size = group_size(x.shape[0], m)
-  pad = lambda a: jnp.pad(a, ((0, m * size - a.shape[0]),) + ((0, 0),) * (a.ndim - 1))
-  rows = lambda a: pad(a).reshape(m, -1, a.shape[-1])
-  if op.primitive is lax.dot_general and w.ndim == 2 and op.args[:1] == ((((x.ndim - 1,), (0,)), ((), ())),):
-    lhs = rows(x)
-  elif op.is_plain_conv(x, w):
-    lhs = rows(conv_patches(x, w.shape, dy.shape, *op.args))
-  else:
-    return jnp.stack([jax.vjp(lambda w_: op(x[a:a + size], w_), w)[1](dy[a:a + size])[0]
-                      if a < x.shape[0] else jnp.zeros_like(w) for a in range(0, m * size, size)])
-  out = lax.dot_general(lhs, rows(dy), (((1,), (1,)), ((0,), (0,))))
-  return out.reshape((m,) + w.shape)
+  return jnp.stack([jax.vjp(lambda w_: op(x[a:a + size], w_), w)[1](dy[a:a + size])[0]
+                    if a < x.shape[0] else jnp.zeros_like(w) for a in range(0, m * size, size)])
+
+
+def matmul_weight_gradient(op: Call, x, w, dy) -> jax.Array:
+  """The weight gradient of a plain conv as one matrix product: its shifted input views against dy over N *
+  Ho * Wo (fast on CPU, but it may round identical output channels differently)."""
+  lhs = conv_patches(x, w.shape, dy.shape, *op.args).reshape(-1, w.size // w.shape[-1])
+  return lax.dot_general(lhs, dy.reshape(-1, dy.shape[-1]), (((0,), (0,)), ((), ()))).reshape(w.shape)
 
 
 def data_partials(op, x, w, dy, m: int) -> jax.Array:
@@ -181,7 +178,7 @@ reordered_op.defvjp(_fwd, _bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def matmul_backward_conv(op: Call, x, w):
-  """op(x, w) for a plain conv, whose weight gradient is one matrix product (weight_partials with m = 1) and
+  """op(x, w) for a plain conv, whose weight gradient is one matrix product (matmul_weight_gradient) and
   whose data gradient is XLA's transposed conv (a forward conv with the flipped kernel)."""
   return op(x, w)
 
@@ -192,7 +189,7 @@ def _conv_fwd(op, x, w):
 
 def _conv_bwd(op, res, dy):
   x, w = res
-  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0], weight_partials(op, x, w, dy, 1)[0]
+  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0], matmul_weight_gradient(op, x, w, dy)
 
 
 matmul_backward_conv.defvjp(_conv_fwd, _conv_bwd)
