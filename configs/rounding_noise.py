@@ -34,7 +34,7 @@ def arms() -> dict:
 def get_config(variant: str | None = None):
   config = defaults.base()
   config.data.name = "cifar10"
-  config.model.depth, config.model.width, config.model.init = 10, 1, "constant"
+  config.model.depth, config.model.width, config.model.scheme = 10, 1, "constant"
   config.train.epochs = 0.0
   config.train.steps = 150  # sized for 2 shared CPU cores: about an hour for the 8 arms
   config.train.batch_size = 32
