@@ -24,7 +24,7 @@ def load(path):
 
 def variants(path, doc):
   name = os.path.basename(path)
-  return [None] + sorted(set(re.findall(rf"configs/{re.escape(name)}:([a-z0-9_,]+)", doc)))
+  return [None] + sorted(set(re.findall(rf"configs/{re.escape(name)}:([a-z0-9_,=]+)", doc)))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
