@@ -277,13 +277,9 @@ def distinct_step(arm: dict):
   return statistics.median(steps) if steps else None
 
 
-def _step(s) -> str:
-  return "never" if s is None else f"{s:g}"
-
-
 def _breaking(arm: dict) -> str:
   b = arm["summary"]["symmetry_breaking"]
-  return f"{_step(b['median'])} / {_step(b['max'])} ({b['never']} of {b['layers']})"
+  return f"{symmetry.format_step(b['median'])} / {symmetry.format_step(b['max'])} ({b['never']} of {b['layers']})"
 
 
 def _mean_sd_plot(ax, xs: list, per_x: list, **style) -> None:
@@ -508,8 +504,8 @@ def write(workdir: str, data_note: str = "") -> str:
         f"| {', '.join('?' if d is None else str(d) for d in map(dead_units, finished))} "
         f"| {min(channels)}-{max(channels)} | {min(functional)}-{max(functional)} "
         f"| {', '.join(map(_breaking, finished))} "
-        f"| {', '.join(_step(s) for s in map(distinct_step, finished))} "
-        f"| {', '.join(_step(a['summary']['symmetry_break_epoch']) for a in finished)} "
+        f"| {', '.join(symmetry.format_step(s) for s in map(distinct_step, finished))} "
+        f"| {', '.join(symmetry.format_step(a['summary']['symmetry_break_epoch']) for a in finished)} "
         f"| {diversity} | {act_var} |")
   lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
   for a in arms:

@@ -23,7 +23,7 @@ import time
 
 import ml_collections
 
-from zerodiverse import breakers, defaults
+from zerodiverse import breakers, defaults, symmetry
 from zerodiverse import run as zrun
 from zerodiverse import workdir as workdirs
 from zerodiverse.errors import ConfigError
@@ -166,10 +166,6 @@ def _last_line(path: str) -> str:
   return lines[-1] if lines else "(no output)"
 
 
-def _step(step) -> str:
-  return "never" if step is None else f"{step:g}"
-
-
 def summary_table(workdir: str, arms: dict, status: dict) -> str:
   """A Markdown table of every arm's summary.json."""
   header = ("| arm | init | breakers | final acc | best acc | distinct channels (min-max) "
@@ -185,7 +181,7 @@ def summary_table(workdir: str, arms: dict, status: dict) -> str:
     channels = s["distinct_channels"].values()
     b = s["symmetry_breaking"]
     lines.append(f"| {name} | {defaults.init_of(arm.model)} | {_breakers(arm)} | {s['final_test_accuracy']:.4f} | {s['best_test_accuracy']:.4f} "
-                 f"| {min(channels)}-{max(channels)} | {_step(b['median'])} / {_step(b['max'])} ({b['never']} of {b['layers']}) "
+                 f"| {min(channels)}-{max(channels)} | {symmetry.format_step(b['median'])} / {symmetry.format_step(b['max'])} ({b['never']} of {b['layers']}) "
                  f"| {s['steps']} | {s['wall_seconds']:.0f} "
                  f"| {s['param_fingerprint'][:12]} |")
   return "\n".join(lines)

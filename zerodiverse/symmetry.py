@@ -257,6 +257,11 @@ def breaking_steps(records: list, threshold: float = THRESHOLD) -> dict:
   return out
 
 
+def format_step(step) -> str:
+  """A breaking step for a table: 'never' for a layer that did not break."""
+  return "never" if step is None else f"{step:g}"
+
+
 def breaking_summary(steps: dict) -> dict:
   """Median and maximum over the layers that broke, and how many never did."""
   broke = [s for s in steps.values() if s is not None]
