@@ -1,8 +1,8 @@
 """Shared test fixtures. Determinism is applied before any test touches JAX, as launch.py does.
 
 Compiled XLA programs are shared between the tests and the processes they start (launch.py, sweep arms, the
-8-device worker) through a compilation cache that lives as long as this test run: many tests train the same
-tiny model, and compiling it dominates their time. A cached program is the program compiled again, so
+8-device worker, pytest-xdist's workers) through a compilation cache that lives as long as this test run:
+many tests train the same tiny model, and compiling it dominates their time. A cached program is the program compiled again, so
 every bitwise comparison means what it meant without the cache.
 """
 
@@ -13,8 +13,12 @@ import subprocess
 import sys
 import tempfile
 
-_XLA_CACHE = tempfile.mkdtemp(prefix="zerodiverse-test-xla-cache-")
-atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+# pytest-xdist's workers inherit the environment of the process that starts them, so they share the cache of
+# the main pytest process, which removes it at exit.
+_XLA_CACHE = os.environ.get("ZERODIVERSE_TEST_XLA_CACHE")
+if not _XLA_CACHE:
+  _XLA_CACHE = os.environ["ZERODIVERSE_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="zerodiverse-test-xla-cache-")
+  atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
 os.environ.update(JAX_COMPILATION_CACHE_DIR=_XLA_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
@@ -78,3 +82,4 @@ def fake_cifar_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("cifar")
   write_fake_cifar10(str(root))
   return str(root)
+

@@ -33,7 +33,7 @@ def one_step_on(devices, config):
   dataset = data.load(config.data)
   stream = data.TrainStream(dataset, config.seed, config.train.batch_size, 0)
   model = models.build(config.model, dataset.num_classes)
-  tx = optim.make(config.train, 10)
+  tx = optim.make(config.train, config.train.steps)  # the runs' schedule: their compiled step is this one
   mesh = parallel.make_mesh(config.parallel, devices)
   key = rng.root_key(0)
   state = parallel.replicate(init_state(model, tx, stream.batch(0)["image"][:1], key, breakers.init_noise(config)), mesh)
@@ -45,7 +45,7 @@ def one_step_on(devices, config):
 
 def main():
   out = {"devices": jax.device_count()}
-  config = tiny_config(**{"model.scheme": "he", "breaker.init_noise": 1e-3})
+  config = tiny_config(**{"model.scheme": "he", "breaker.init_noise": 1e-3, "train.steps": 6})
   one, one_metrics, _ = one_step_on(jax.devices()[:1], config)
   eight, eight_metrics, sharded_state = one_step_on(jax.devices(), config)
   out["step_max_param_diff_1_vs_8"] = max_diff(one["params"], eight["params"])
@@ -67,19 +67,19 @@ def main():
                                          zip(jax.tree.leaves(parallel.to_host(restored)), jax.tree.leaves(eight)))
     out[f"restore_on_{n}_devices"] = len(jax.tree.leaves(restored["params"])[0].sharding.device_set)
 
-  # Whole runs: two on 8 devices, and a copy of the second resumed on 1 device from step 10 (as if it had
+  # Whole runs: two on 8 devices, and a copy of the second resumed on 1 device from step 3 (as if it had
   # been stopped there and moved).
-  run = lambda n, d: train_and_evaluate(tiny_config(**{"parallel.num_devices": n, "train.steps": 20,
-                                                       "train.checkpoint_every": 10}), d)
+  run = lambda n, d: train_and_evaluate(tiny_config(**{"parallel.num_devices": n, "train.steps": 6,
+                                                       "train.checkpoint_every": 3}), d)
   dirs = {name: os.path.join(tmp, name) for name in ("eight_a", "eight_b", "moved")}
   fingerprints = {name: run(8, dirs[name])["param_fingerprint"] for name in ("eight_a", "eight_b")}
   out["fingerprint_8_a"], out["fingerprint_8_b"] = fingerprints["eight_a"], fingerprints["eight_b"]
   shutil.copytree(dirs["eight_b"], dirs["moved"])
-  shutil.rmtree(os.path.join(dirs["moved"], "checkpoints", "20"))
+  shutil.rmtree(os.path.join(dirs["moved"], "checkpoints", "6"))
   os.remove(os.path.join(dirs["moved"], "summary.json"))
   moved = run(1, dirs["moved"])
   out["moved_resumed_from"] = moved["resumed_from_step"]
-  final = lambda d: ocp.StandardCheckpointer().restore(os.path.join(d, "checkpoints", "20", "default"))
+  final = lambda d: ocp.StandardCheckpointer().restore(os.path.join(d, "checkpoints", "6", "default"))
   out["moved_vs_8_max_param_diff"] = max_diff(final(dirs["moved"])["state"]["params"],
                                               final(dirs["eight_a"])["state"]["params"])
   print("RESULT " + json.dumps(out))

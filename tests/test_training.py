@@ -117,8 +117,8 @@ def test_data_replaced_between_kill_and_resume_is_refused(tmp_path):
     train_and_evaluate(config, str(tmp_path / "w"))
 
 
-RUN = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.steps=120",
-       "--config.train.batch_size=16", "--config.train.checkpoint_every=5", "--config.train.eval_every=120",
+RUN = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.steps=48",
+       "--config.train.batch_size=16", "--config.train.checkpoint_every=5", "--config.train.eval_every=48",
        "--config.train.eval_batch_size=100", "--config.train.progress=false"]
 
 
@@ -162,7 +162,7 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(fake_cifa
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert "Resuming" in resumed.stdout
   summary = json.load(open(workdir / "summary.json"))
-  assert 0 < summary["resumed_from_step"] < 120
+  assert 0 < summary["resumed_from_step"] < 48
   assert summary["param_fingerprint"] == uninterrupted["param_fingerprint"]
   steps = [r["step"] for r in map(json.loads, open(workdir / "metrics.jsonl")) if r["split"] == "train"]
   assert steps == sorted(set(steps))  # no step logged twice after the resume

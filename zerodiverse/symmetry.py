@@ -39,6 +39,7 @@ once it is more than 3). Means are taken after subtracting the first channel, so
 exactly 0, not a rounding residue.
 """
 
+import functools
 import math
 import statistics
 
@@ -195,26 +196,18 @@ def diversity(layers: dict) -> float:
 
 def weight_metrics(params, head: str = "head") -> dict:
   """{layer: {WEIGHT_METRICS..., distinct}} as Python numbers (the jitted part runs on device)."""
-  kernels = {layer: (k, axis) for layer, k, axis in _kernels(params, head)}
-  axes = {layer: axis for layer, (_, axis) in kernels.items()}
-  stats = jax.device_get(_weight_stats_for(axes)({layer: k for layer, (k, _) in kernels.items()}))
   out = {}
-  for layer, (k, axis) in kernels.items():
-    out[layer] = {name: float(v) for name, v in stats[layer].items()}
+  for layer, k, axis in _kernels(params, head):
+    out[layer] = {name: float(v) for name, v in jax.device_get(_weight_stats(k, axis)).items()}
     out[layer]["distinct"] = distinct_slices(jax.device_get(k), axis)
   return out
 
 
-_COMPILED = {}
-
-
-def _weight_stats_for(axes: dict):
-  """A jitted stats function for one model's layer -> feature axis map (axes are static)."""
-  key = tuple(sorted(axes.items()))
-  if key not in _COMPILED:
-    _COMPILED[key] = jax.jit(lambda ks: {
-        layer: {name: f(k, axes[layer]) for name, f in WEIGHT_METRICS.items()} for layer, k in ks.items()})
-  return _COMPILED[key]
+@functools.partial(jax.jit, static_argnums=1)
+def _weight_stats(kernel, axis: int) -> dict:
+  """One layer's WEIGHT_METRICS, compiled once per kernel shape: layers of one shape (most of a deep
+  network's) and runs of other depths share the program."""
+  return {name: f(kernel, axis) for name, f in WEIGHT_METRICS.items()}
 
 
 def make_probe(model):
