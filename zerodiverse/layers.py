@@ -5,17 +5,20 @@ order.
 module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is always the
 primitive call flax would make. The backward:
 
-- by default, XLA's own (what nn.Conv / nn.Dense give). Inside `matmul_conv_backward()`, on CPU, a plain 2-D
-  conv (NHWC, no dilation or groups) forms its weight gradient as one matrix product: the kh * kw shifted,
-  strided views of the padded input, side by side, contracted with the output gradient over N * Ho * Wo
-  (`matmul_weight_gradient`); its data gradient is XLA's transposed conv, a forward conv with the flipped
-  kernel. It is several times faster than XLA:CPU's backward-filter convolution and equals it up to float32
-  rounding, but it is not the default because it can round identical channels differently (see there).
+- by default, XLA's own, except on CPU for a 1x1 conv or a dense layer: there the weight gradient is one
+  matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds a few trailing
+  rows differently from the rest, so bitwise identical input channels (ConstNet's) would get different
+  gradients and the kernel itself would break the symmetry. A jax.custom_vjp forms that product with its
+  rows zero-padded to whole register tiles (`tiled_product`); the data gradient stays XLA's. Every other
+  conv keeps XLA's own backward: with the CPU flags of zerodiverse.determinism (XLA's own convolutions
+  rather than YNNPACK's) its forward, data and weight gradients keep identical channels identical and are
+  several times faster than YNNPACK's backward-filter convolution. GPU and TPU keep XLA's ops throughout.
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
-  the batch, each by XLA's own transposed op (so identical channels get bitwise identical partials and
-  only the keyed order tells them apart), and adds them in float32 in an order drawn per output element (shared by `settings.tile` consecutive output channels if > 1); with
-  `settings.data_grad` the data gradient too, its partials over groups of output channels.
+  the batch, each by the default path's `weight_gradient` (so identical channels get bitwise identical
+  partials and only the keyed order tells them apart), and adds them in float32 in an order drawn per output
+  element (shared by `settings.tile` consecutive output channels if > 1); with `settings.data_grad` the data
+  gradient too, its partials over groups of output channels.
 
 What it models: split-K accumulation with atomics in cuDNN's nondeterministic backward kernels
 (backward-filter ALGO_0/ALGO_3, backward-data ALGO_0) and cuBLAS matrix products, where each thread block's
@@ -111,6 +114,15 @@ class Call:
             and tuple(kw.get("lhs_dilation") or (1, 1)) == (1, 1) and tuple(kw.get("rhs_dilation") or (1, 1)) == (1, 1)
             and kw.get("feature_group_count", 1) == 1)
 
+  def is_pointwise_conv(self, x, w) -> bool:
+    """A plain conv with a 1x1 kernel: one matrix product of the (strided) input with the kernel."""
+    return self.is_plain_conv(x, w) and tuple(w.shape[:2]) == (1, 1)
+
+  def is_plain_dense(self, x, w) -> bool:
+    """x @ w contracting x's last axis with a 2-D w's first, no batch axes (what nn.Dense calls)."""
+    return (self.primitive is lax.dot_general and w.ndim == 2 and len(self.args) == 1
+            and tuple(map(tuple, self.args[0][0])) == ((x.ndim - 1,), (0,)) and not any(self.args[0][1]))
+
 
 def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
   """(N, Ho, Wo, kh * kw * Cin): the input each kernel tap sees at each output position, for a 2-D NHWC
@@ -125,29 +137,54 @@ def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
   return jnp.stack(views, axis=3).reshape(x.shape[0], ho, wo, kh * kw * x.shape[-1])
 
 
+# Rows of a CPU matrix product's output that the GEMM kernel computes in full register tiles all add in the
+# same order; a remainder of a few rows past the last full tile goes through another kernel, which rounds them
+# differently (measured on AVX2: row counts of 1-3 mod 6 above 6 split identical rows into two classes). Padding
+# the rows with zeros to a multiple of this keeps every row in a full tile for tiles of 2, 3, 4, 6, 8, 12 or 24.
+ROW_TILE = 24
+
+
+def tiled_product(rows, dy, precision=None) -> jax.Array:
+  """rows^T @ dy over axis 0, (R, K) from (B, R) and (B, K), with the R rows zero-padded to a multiple of
+  ROW_TILE for the product and cut back after: identical columns of `rows` give bitwise identical rows."""
+  r = rows.shape[1]
+  padded = jnp.pad(rows, ((0, 0), (0, -r % ROW_TILE)))
+  return lax.dot_general(padded, dy, (((0,), (0,)), ((), ())), precision=precision)[:r]
+
+
+def weight_gradient(op: Call, x, w, dy) -> jax.Array:
+  """dL/dw of y = op(x, w). On CPU, a 1x1 conv or a dense layer (one matrix product over the batch, whose rows
+  are the input channels) by `tiled_product`, so that identical input channels keep bitwise identical
+  gradients; any other op (and every op on GPU and TPU) by XLA's own transposed op."""
+  precision = dict(op.kwargs).get("precision")
+  if on_cpu() and op.is_pointwise_conv(x, w):
+    patches = conv_patches(x, w.shape, dy.shape, *op.args)
+    return tiled_product(patches.reshape(-1, w.shape[2]), dy.reshape(-1, w.shape[3]), precision).reshape(w.shape)
+  if on_cpu() and op.is_plain_dense(x, w):
+    return tiled_product(x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1]), precision)
+  return jax.vjp(lambda w_: op(x, w_), w)[1](dy)[0]
+
+
+def data_gradient(op: Call, x, w, dy) -> jax.Array:
+  """dL/dx of y = op(x, w): XLA's own transposed op (for a conv, a forward conv with the flipped kernel)."""
+  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
+
+
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
   """(m, *w.shape): the weight gradient of y = op(x, w) from each of m contiguous groups of the batch (axis 0,
-  groups of group_size examples; an empty last group gives zeros), each by XLA's own transposed op, the one
-  the step uses without the breaker. That op computes every output channel the same way, so identical
-  channels get bitwise identical partials and only the keyed order of the sum can tell them apart (a matrix
-  product can round identical columns differently: see `matmul_conv_backward`)."""
+  groups of group_size examples; an empty last group gives zeros), each by `weight_gradient`, the one the step
+  uses without the breaker. It computes every output and input channel the same way, so identical channels
+  get bitwise identical partials and only the keyed order of the sum can tell them apart."""
   size = group_size(x.shape[0], m)
-  return jnp.stack([jax.vjp(lambda w_: op(x[a:a + size], w_), w)[1](dy[a:a + size])[0]
+  return jnp.stack([weight_gradient(op, x[a:a + size], w, dy[a:a + size])
                     if a < x.shape[0] else jnp.zeros_like(w) for a in range(0, m * size, size)])
-
-
-def matmul_weight_gradient(op: Call, x, w, dy) -> jax.Array:
-  """The weight gradient of a plain conv as one matrix product: its shifted input views against dy over N *
-  Ho * Wo (fast on CPU, but it may round identical output channels differently)."""
-  lhs = conv_patches(x, w.shape, dy.shape, *op.args).reshape(-1, w.size // w.shape[-1])
-  return lax.dot_general(lhs, dy.reshape(-1, dy.shape[-1]), (((0,), (0,)), ((), ()))).reshape(w.shape)
 
 
 def data_partials(op, x, w, dy, m: int) -> jax.Array:
   """(m', *x.shape): the data gradient of y = op(x, w) from each contiguous group of output channels (the
   last axis of w and y)."""
   size = group_size(w.shape[-1], m)
-  return jnp.stack([jax.vjp(lambda x_: op(x_, w[..., a:a + size]), x)[1](dy[..., a:a + size])[0]
+  return jnp.stack([data_gradient(op, x, w[..., a:a + size], dy[..., a:a + size])
                     if a < w.shape[-1] else jnp.zeros_like(x) for a in range(0, m * size, size)])
 
 
@@ -169,7 +206,7 @@ def _bwd(op, settings, res, dy):
     px = data_partials(op, x, w, dy, settings.partials)
     dx = ordered_sum(px, order_keys(rng.stream(key, "data"), settings.partials, x.shape))
   else:
-    dx = jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
+    dx = data_gradient(op, x, w, dy)
   return dx, dw, None
 
 
@@ -177,55 +214,38 @@ reordered_op.defvjp(_fwd, _bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def matmul_backward_conv(op: Call, x, w):
-  """op(x, w) for a plain conv, whose weight gradient is one matrix product (matmul_weight_gradient) and
-  whose data gradient is XLA's transposed conv (a forward conv with the flipped kernel)."""
+def tiled_op(op: Call, x, w):
+  """op(x, w) (a 1x1 conv or a dense layer, on CPU), whose weight gradient is `weight_gradient`'s tiled matrix
+  product and whose data gradient is XLA's own."""
   return op(x, w)
 
 
-def _conv_fwd(op, x, w):
+def _tiled_fwd(op, x, w):
   return op(x, w), (x, w)
 
 
-def _conv_bwd(op, res, dy):
+def _tiled_bwd(op, res, dy):
   x, w = res
-  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0], matmul_weight_gradient(op, x, w, dy)
+  return data_gradient(op, x, w, dy), weight_gradient(op, x, w, dy)
 
 
-matmul_backward_conv.defvjp(_conv_fwd, _conv_bwd)
-
-_MATMUL_BACKWARD = contextvars.ContextVar("zerodiverse_matmul_conv_backward", default=False)
+tiled_op.defvjp(_tiled_fwd, _tiled_bwd)
 
 
-@contextlib.contextmanager
-def matmul_conv_backward():
-  """Within this block (at trace time) plain convs on CPU form their weight gradient as one matrix product.
-  Off by default: it is several times faster than XLA:CPU's backward-filter convolution, but in a symmetric
-  ConstNet it gave two bitwise-identical output channels different roundings (a 260-step tiny run ended with
-  2 distinct channels in one conv and no breaker), so it would break symmetry by itself."""
-  token = _MATMUL_BACKWARD.set(True)
-  try:
-    yield
-  finally:
-    _MATMUL_BACKWARD.reset(token)
-
-
-def uses_matmul_backward(op: Call, x, w) -> bool:
-  """Inside `matmul_conv_backward()`, on CPU, for a plain conv. GPU and TPU keep XLA's convolutions (cuDNN's
-  deterministic and nondeterministic kernels are what the determinism modes contrast)."""
-  return _MATMUL_BACKWARD.get() and jax.default_backend() == "cpu" and op.is_plain_conv(x, w)
+def on_cpu() -> bool:
+  return jax.default_backend() == "cpu"
 
 
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
-  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, a conv on CPU with
-  its weight gradient as one matrix product inside `matmul_conv_backward()`, else the primitive itself."""
+  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, with the tiled
+  weight gradient for a 1x1 conv or a dense layer on CPU, else the primitive itself."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if uses_matmul_backward(op, lhs, rhs):
-    return matmul_backward_conv(op, lhs, rhs)
+  if on_cpu() and (op.is_pointwise_conv(lhs, rhs) or op.is_plain_dense(lhs, rhs)):
+    return tiled_op(op, lhs, rhs)
   return primitive(lhs, rhs, *args, **kwargs)
 
 
