@@ -1,6 +1,6 @@
 """zerodiverse.layers on CPU: bitwise identical channels stay identical through every conv shape of ConstNet's
-stages (forward, data and weight gradients), and the tiled weight gradient of 1x1 convs and dense layers
-equals XLA's own up to float32 rounding."""
+stages (forward, data and weight gradients), and the layers' own gradients (tiled weight gradients of 1x1
+convs and dense layers, phase data gradients of strided convs) equal XLA's up to float32 rounding."""
 
 import flax.linen as nn
 import jax
@@ -42,7 +42,7 @@ def test_identical_channels_stay_bitwise_identical_through_a_stage_conv(n, size,
 
 
 def test_identical_features_stay_bitwise_identical_through_a_dense_layer():
-  dense = layers.Dense(10)
+  dense = layers.Dense(10, kernel_init=nn.initializers.constant(0.05))
   gen = np.random.default_rng(0)
   x = jnp.asarray(np.repeat(gen.normal(size=(64, 1)), 32, -1), jnp.float32)
   params = dense.init(jax.random.key(0), x)
@@ -63,12 +63,15 @@ class Net(nn.Module):
     return self.dense(3)(x.reshape(x.shape[0], -1))
 
 
-@pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 2), ("SAME", 1)])
-def test_tiled_weight_gradients_equal_xlas_up_to_rounding(padding, stride):
+@pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 2), ("SAME", 1), ("SAME", 2), ("VALID", 3)])
+def test_cpu_gradients_equal_xlas_own_up_to_rounding(padding, stride):
+  """The tiled weight gradients (1x1 conv, dense) and the phase data gradient (strided convs), odd sizes too."""
   net, plain = Net(padding, stride), Net(padding, stride, nn.Conv, nn.Dense)
   x = jax.random.normal(jax.random.key(0), (10, 7, 7, 3))
-  params = jax.jit(net.init)(jax.random.key(1), x)["params"]
-  grad = lambda m: jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, x)))))(params)
+  gen = np.random.default_rng(1)  # random parameters of init's shapes (compiling flax's initializers takes seconds)
+  params = jax.tree.map(lambda s: jnp.asarray(gen.normal(size=s.shape) * 0.3, jnp.float32),
+                        jax.eval_shape(net.init, jax.random.key(1), x)["params"])
+  grad = lambda m: jax.jit(jax.grad(lambda p, x_: jnp.sum(jnp.sin(m.apply({"params": p}, x_))), (0, 1)))(params, x)
   ours, xlas = grad(net), grad(plain)
   for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(xlas)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * float(jnp.abs(b).max()))

@@ -166,8 +166,50 @@ def weight_gradient(op: Call, x, w, dy) -> jax.Array:
 
 
 def data_gradient(op: Call, x, w, dy) -> jax.Array:
-  """dL/dx of y = op(x, w): XLA's own transposed op (for a conv, a forward conv with the flipped kernel)."""
+  """dL/dx of y = op(x, w): XLA's own transposed op (for a conv, a forward conv with the flipped kernel),
+  except on CPU for a plain strided conv, by `phase_data_gradient`."""
+  if on_cpu() and op.is_plain_conv(x, w) and tuple(op.args[0]) != (1, 1):
+    return phase_data_gradient(op, x, w, dy)
   return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
+
+
+def _phases(size: int, out: int, k: int, stride: int, pad_low: int) -> tuple:
+  """Along one spatial axis of a strided conv: (t, [(taps, low, high)] per phase r): input position s*u + r
+  (u < t = ceil(size / s)) gets its gradient from the kernel taps congruent to r + pad_low mod s (listed
+  last to first, the flipped sub-kernel) against dy padded by (low, high), a stride-1 valid correlation."""
+  t = -(-size // stride)
+  phases = []
+  for r in range(stride):
+    c = (r + pad_low) % stride
+    taps = list(range(c, k, stride))[::-1]
+    low = len(taps) - 1 - (r + pad_low - c) // stride
+    phases.append((taps, low, t + len(taps) - 1 - out - low))
+  return t, phases
+
+
+def phase_data_gradient(op: Call, x, w, dy) -> jax.Array:
+  """The data gradient of a plain strided 2-D conv as s_h * s_w stride-1 convs, one per phase of the input
+  grid (the sub-kernel of the taps that reach it), interleaved. XLA's own convolves the zero-dilated output
+  gradient with the whole kernel, so (s_h * s_w - 1) of every s_h * s_w products it forms are with zeros;
+  this forms each product once (about 2x faster at stride 2 on CPU) and equals it up to float32 rounding."""
+  strides, padding = op.args
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads(x.shape[1:3], w.shape[:2], strides, padding)
+  (th, rows), (tw, cols) = (_phases(x.shape[1 + a], dy.shape[1 + a], w.shape[a], strides[a], padding[a][0])
+                            for a in range(2))
+  dn = lax.conv_dimension_numbers(dy.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+  zero = jnp.zeros((), dy.dtype)
+  precision = dict(op.kwargs).get("precision")
+
+  def phase(taps_h, low_h, high_h, taps_w, low_w, high_w):
+    if not taps_h or not taps_w:
+      return jnp.zeros((x.shape[0], th, tw, x.shape[3]), dy.dtype)
+    sub = w[jnp.asarray(taps_h)][:, jnp.asarray(taps_w)].transpose(0, 1, 3, 2)
+    padded = lax.pad(dy, zero, ((0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0), (0, 0, 0)))
+    return lax.conv_general_dilated(padded, sub, (1, 1), "VALID", dimension_numbers=dn, precision=precision)
+
+  grid = jnp.stack([jnp.stack([phase(*r, *c) for c in cols], axis=3) for r in rows], axis=2)
+  return grid.reshape(x.shape[0], th * strides[0], tw * strides[1], x.shape[3])[:, :x.shape[1], :x.shape[2]]
 
 
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
@@ -244,7 +286,8 @@ def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if on_cpu() and (op.is_pointwise_conv(lhs, rhs) or op.is_plain_dense(lhs, rhs)):
+  if on_cpu() and (op.is_pointwise_conv(lhs, rhs) or op.is_plain_dense(lhs, rhs) or
+                   (op.is_plain_conv(lhs, rhs) and tuple(op.args[0]) != (1, 1))):
     return tiled_op(op, lhs, rhs)
   return primitive(lhs, rhs, *args, **kwargs)
 
