@@ -9,10 +9,12 @@ primitive call flax would make. The backward:
   matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds a few trailing
   rows differently from the rest, so bitwise identical input channels (ConstNet's) would get different
   gradients and the kernel itself would break the symmetry. A jax.custom_vjp forms that product with its
-  rows zero-padded to whole register tiles (`tiled_product`); the data gradient stays XLA's. Every other
-  conv keeps XLA's own backward: with the CPU flags of zerodiverse.determinism (XLA's own convolutions
-  rather than YNNPACK's) its forward, data and weight gradients keep identical channels identical and are
-  several times faster than YNNPACK's backward-filter convolution. GPU and TPU keep XLA's ops throughout.
+  rows zero-padded to whole register tiles (`tiled_product`). A strided conv's data gradient on CPU is one
+  stride-1 conv per phase of the input grid (`phase_data_gradient`), not XLA's conv of the zero-dilated
+  output gradient. Everything else is XLA's own: with the CPU flags of zerodiverse.determinism (XLA's own
+  convolutions rather than YNNPACK's) its forward, data and weight gradients keep identical channels
+  identical and its weight gradient is several times faster than YNNPACK's backward-filter convolution.
+  GPU and TPU keep XLA's ops throughout.
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
   the batch, each by the default path's `weight_gradient` (so identical channels get bitwise identical
@@ -114,6 +116,9 @@ class Call:
             and tuple(kw.get("lhs_dilation") or (1, 1)) == (1, 1) and tuple(kw.get("rhs_dilation") or (1, 1)) == (1, 1)
             and kw.get("feature_group_count", 1) == 1)
 
+  def is_strided_conv(self, x, w) -> bool:
+    return self.is_plain_conv(x, w) and tuple(self.args[0]) != (1, 1)
+
   def is_pointwise_conv(self, x, w) -> bool:
     """A plain conv with a 1x1 kernel: one matrix product of the (strided) input with the kernel."""
     return self.is_plain_conv(x, w) and tuple(w.shape[:2]) == (1, 1)
@@ -168,7 +173,7 @@ def weight_gradient(op: Call, x, w, dy) -> jax.Array:
 def data_gradient(op: Call, x, w, dy) -> jax.Array:
   """dL/dx of y = op(x, w): XLA's own transposed op (for a conv, a forward conv with the flipped kernel),
   except on CPU for a plain strided conv, by `phase_data_gradient`."""
-  if on_cpu() and op.is_plain_conv(x, w) and tuple(op.args[0]) != (1, 1):
+  if on_cpu() and op.is_strided_conv(x, w):
     return phase_data_gradient(op, x, w, dy)
   return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
 
@@ -256,39 +261,43 @@ reordered_op.defvjp(_fwd, _bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def tiled_op(op: Call, x, w):
-  """op(x, w) (a 1x1 conv or a dense layer, on CPU), whose weight gradient is `weight_gradient`'s tiled matrix
-  product and whose data gradient is XLA's own."""
+def cpu_op(op: Call, x, w):
+  """op(x, w) whose backward is `data_gradient` and `weight_gradient` (for the ops `has_cpu_backward` picks)."""
   return op(x, w)
 
 
-def _tiled_fwd(op, x, w):
+def _cpu_fwd(op, x, w):
   return op(x, w), (x, w)
 
 
-def _tiled_bwd(op, res, dy):
+def _cpu_bwd(op, res, dy):
   x, w = res
   return data_gradient(op, x, w, dy), weight_gradient(op, x, w, dy)
 
 
-tiled_op.defvjp(_tiled_fwd, _tiled_bwd)
+cpu_op.defvjp(_cpu_fwd, _cpu_bwd)
 
 
 def on_cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
+def has_cpu_backward(op: Call, x, w) -> bool:
+  """On CPU, a 1x1 conv or a dense layer (tiled weight gradient) or a strided conv (phase data gradient);
+  every other op's backward, and every op's on GPU and TPU, is XLA's own as flax traces it."""
+  return on_cpu() and (op.is_pointwise_conv(x, w) or op.is_plain_dense(x, w) or op.is_strided_conv(x, w))
+
+
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
-  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, with the tiled
-  weight gradient for a 1x1 conv or a dense layer on CPU, else the primitive itself."""
+  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, with this module's
+  CPU backward where `has_cpu_backward`, else the primitive itself."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if on_cpu() and (op.is_pointwise_conv(lhs, rhs) or op.is_plain_dense(lhs, rhs) or
-                   (op.is_plain_conv(lhs, rhs) and tuple(op.args[0]) != (1, 1))):
-    return tiled_op(op, lhs, rhs)
+  if has_cpu_backward(op, lhs, rhs):
+    return cpu_op(op, lhs, rhs)
   return primitive(lhs, rhs, *args, **kwargs)
 
 
