@@ -5,16 +5,15 @@ order.
 module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is always the
 primitive call flax would make. The backward:
 
-- by default, XLA's own, except on CPU for a 1x1 conv or a dense layer: there the weight gradient is one
-  matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds a few trailing
-  rows differently from the rest, so bitwise identical input channels (ConstNet's) would get different
-  gradients and the kernel itself would break the symmetry. A jax.custom_vjp forms that product with its
-  rows zero-padded to whole register tiles (`tiled_product`). A strided conv's data gradient on CPU is one
-  stride-1 conv per phase of the input grid (`phase_data_gradient`), not XLA's conv of the zero-dilated
-  output gradient. Everything else is XLA's own: with the CPU flags of zerodiverse.determinism (XLA's own
+- by default, XLA's own (flax's call), except on CPU for a 1x1 conv or a dense layer: there the weight
+  gradient is one matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds
+  a few trailing rows differently from the rest, so bitwise identical input channels (ConstNet's) would get
+  different gradients and the kernel itself would break the symmetry. The layer makes the call with the
+  input channels zero-padded to whole register tiles (`tiled_call`), so XLA's own weight gradient has no
+  remainder rows. Every other conv is flax's call: with the CPU flags of zerodiverse.determinism (XLA's own
   convolutions rather than YNNPACK's) its forward, data and weight gradients keep identical channels
   identical and its weight gradient is several times faster than YNNPACK's backward-filter convolution.
-  GPU and TPU keep XLA's ops throughout.
+  GPU and TPU keep flax's calls throughout.
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
   the batch, each by the default path's `weight_gradient` (so identical channels get bitwise identical
@@ -116,9 +115,6 @@ class Call:
             and tuple(kw.get("lhs_dilation") or (1, 1)) == (1, 1) and tuple(kw.get("rhs_dilation") or (1, 1)) == (1, 1)
             and kw.get("feature_group_count", 1) == 1)
 
-  def is_strided_conv(self, x, w) -> bool:
-    return self.is_plain_conv(x, w) and tuple(self.args[0]) != (1, 1)
-
   def is_pointwise_conv(self, x, w) -> bool:
     """A plain conv with a 1x1 kernel: one matrix product of the (strided) input with the kernel."""
     return self.is_plain_conv(x, w) and tuple(w.shape[:2]) == (1, 1)
@@ -129,19 +125,6 @@ class Call:
             and tuple(map(tuple, self.args[0][0])) == ((x.ndim - 1,), (0,)) and not any(self.args[0][1]))
 
 
-def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
-  """(N, Ho, Wo, kh * kw * Cin): the input each kernel tap sees at each output position, for a 2-D NHWC
-  convolution: kh * kw shifted, strided views of the padded input."""
-  kh, kw = kernel_shape[:2]
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, padding)
-  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  ho, wo = out_shape[1:3]
-  views = [xp[:, i:i + strides[0] * (ho - 1) + 1:strides[0], j:j + strides[1] * (wo - 1) + 1:strides[1], :]
-           for i in range(kh) for j in range(kw)]
-  return jnp.stack(views, axis=3).reshape(x.shape[0], ho, wo, kh * kw * x.shape[-1])
-
-
 # Rows of a CPU matrix product's output that the GEMM kernel computes in full register tiles all add in the
 # same order; a remainder of a few rows past the last full tile goes through another kernel, which rounds them
 # differently (measured on AVX2: row counts of 1-3 mod 6 above 6 split identical rows into two classes). Padding
@@ -149,72 +132,30 @@ def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
 ROW_TILE = 24
 
 
-def tiled_product(rows, dy, precision=None) -> jax.Array:
-  """rows^T @ dy over axis 0, (R, K) from (B, R) and (B, K), with the R rows zero-padded to a multiple of
-  ROW_TILE for the product and cut back after: identical columns of `rows` give bitwise identical rows."""
-  r = rows.shape[1]
-  padded = jnp.pad(rows, ((0, 0), (0, -r % ROW_TILE)))
-  return lax.dot_general(padded, dy, (((0,), (0,)), ((), ())), precision=precision)[:r]
+def tiled_call(op: Call, x, w) -> jax.Array:
+  """op(x, w) for a 1x1 conv or a dense layer with the input channels (x's last axis, w's contracted axis)
+  zero-padded to a multiple of ROW_TILE: the same values (the padding adds exact zeros), and XLA's weight
+  gradient of it is the matrix product over the batch with whole row tiles, cut back to w's rows, so
+  identical input channels get bitwise identical gradients. Plain JAX ops: every transform applies."""
+  extra = -x.shape[-1] % ROW_TILE
+  pad_w = [(0, 0)] * w.ndim
+  pad_w[w.ndim - 2] = (0, extra)  # HWIO's I, or a dense kernel's input rows
+  return op(jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra)]), jnp.pad(w, pad_w))
+
+
+def forward(op: Call, x, w) -> jax.Array:
+  """The layer's forward: `tiled_call` on CPU for a 1x1 conv or a dense layer, else op(x, w)."""
+  return tiled_call(op, x, w) if has_tiled_rows(op, x, w) else op(x, w)
 
 
 def weight_gradient(op: Call, x, w, dy) -> jax.Array:
-  """dL/dw of y = op(x, w). On CPU, a 1x1 conv or a dense layer (one matrix product over the batch, whose rows
-  are the input channels) by `tiled_product`, so that identical input channels keep bitwise identical
-  gradients; any other op (and every op on GPU and TPU) by XLA's own transposed op."""
-  precision = dict(op.kwargs).get("precision")
-  if on_cpu() and op.is_pointwise_conv(x, w):
-    patches = conv_patches(x, w.shape, dy.shape, *op.args)
-    return tiled_product(patches.reshape(-1, w.shape[2]), dy.reshape(-1, w.shape[3]), precision).reshape(w.shape)
-  if on_cpu() and op.is_plain_dense(x, w):
-    return tiled_product(x.reshape(-1, w.shape[0]), dy.reshape(-1, w.shape[1]), precision)
-  return jax.vjp(lambda w_: op(x, w_), w)[1](dy)[0]
+  """dL/dw of y = forward(op, x, w), by XLA's transposed ops."""
+  return jax.vjp(lambda w_: forward(op, x, w_), w)[1](dy)[0]
 
 
 def data_gradient(op: Call, x, w, dy) -> jax.Array:
-  """dL/dx of y = op(x, w): XLA's own transposed op (for a conv, a forward conv with the flipped kernel),
-  except on CPU for a plain strided conv, by `phase_data_gradient`."""
-  if on_cpu() and op.is_strided_conv(x, w):
-    return phase_data_gradient(op, x, w, dy)
-  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
-
-
-def _phases(size: int, out: int, k: int, stride: int, pad_low: int) -> tuple:
-  """Along one spatial axis of a strided conv: (t, [(taps, low, high)] per phase r): input position s*u + r
-  (u < t = ceil(size / s)) gets its gradient from the kernel taps congruent to r + pad_low mod s (listed
-  last to first, the flipped sub-kernel) against dy padded by (low, high), a stride-1 valid correlation."""
-  t = -(-size // stride)
-  phases = []
-  for r in range(stride):
-    c = (r + pad_low) % stride
-    taps = list(range(c, k, stride))[::-1]
-    low = len(taps) - 1 - (r + pad_low - c) // stride
-    phases.append((taps, low, t + len(taps) - 1 - out - low))
-  return t, phases
-
-
-def phase_data_gradient(op: Call, x, w, dy) -> jax.Array:
-  """The data gradient of a plain strided 2-D conv as s_h * s_w stride-1 convs, one per phase of the input
-  grid (the sub-kernel of the taps that reach it), interleaved. XLA's own convolves the zero-dilated output
-  gradient with the whole kernel, so (s_h * s_w - 1) of every s_h * s_w products it forms are with zeros;
-  this forms each product once (about 2x faster at stride 2 on CPU) and equals it up to float32 rounding."""
-  strides, padding = op.args
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads(x.shape[1:3], w.shape[:2], strides, padding)
-  (th, rows), (tw, cols) = (_phases(x.shape[1 + a], dy.shape[1 + a], w.shape[a], strides[a], padding[a][0])
-                            for a in range(2))
-  dn = lax.conv_dimension_numbers(dy.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
-  zero = jnp.zeros((), dy.dtype)
-  precision = dict(op.kwargs).get("precision")
-
-  def phase(taps_h, low_h, high_h, taps_w, low_w, high_w):
-    if not taps_h or not taps_w:
-      return jnp.zeros((x.shape[0], th, tw, x.shape[3]), dy.dtype)
-    sub = w[jnp.asarray(taps_h)][:, jnp.asarray(taps_w)].transpose(0, 1, 3, 2)
-    padded = lax.pad(dy, zero, ((0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0), (0, 0, 0)))
-    return lax.conv_general_dilated(padded, sub, (1, 1), "VALID", dimension_numbers=dn, precision=precision)
-
-  grid = jnp.stack([jnp.stack([phase(*r, *c) for c in cols], axis=3) for r in rows], axis=2)
-  return grid.reshape(x.shape[0], th * strides[0], tw * strides[1], x.shape[3])[:, :x.shape[1], :x.shape[2]]
+  """dL/dx of y = forward(op, x, w), by XLA's transposed ops (for a conv, a forward conv, flipped kernel)."""
+  return jax.vjp(lambda x_: forward(op, x_, w), x)[1](dy)[0]
 
 
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
@@ -237,12 +178,12 @@ def data_partials(op, x, w, dy, m: int) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def reordered_op(op, settings: Reorder, x, w, key):
-  """op(x, w), whose backward adds the partial sums of its reductions in an order keyed by `key`."""
-  return op(x, w)
+  """forward(op, x, w), whose backward adds the partial sums of its reductions in an order keyed by `key`."""
+  return forward(op, x, w)
 
 
 def _fwd(op, settings, x, w, key):
-  return op(x, w), (x, w, key)
+  return forward(op, x, w), (x, w, key)
 
 
 def _bwd(op, settings, res, dy):
@@ -260,44 +201,25 @@ def _bwd(op, settings, res, dy):
 reordered_op.defvjp(_fwd, _bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def cpu_op(op: Call, x, w):
-  """op(x, w) whose backward is `data_gradient` and `weight_gradient` (for the ops `has_cpu_backward` picks)."""
-  return op(x, w)
-
-
-def _cpu_fwd(op, x, w):
-  return op(x, w), (x, w)
-
-
-def _cpu_bwd(op, res, dy):
-  x, w = res
-  return data_gradient(op, x, w, dy), weight_gradient(op, x, w, dy)
-
-
-cpu_op.defvjp(_cpu_fwd, _cpu_bwd)
-
-
 def on_cpu() -> bool:
   return jax.default_backend() == "cpu"
 
 
-def has_cpu_backward(op: Call, x, w) -> bool:
-  """On CPU, a 1x1 conv or a dense layer (tiled weight gradient) or a strided conv (phase data gradient);
-  every other op's backward, and every op's on GPU and TPU, is XLA's own as flax traces it."""
-  return on_cpu() and (op.is_pointwise_conv(x, w) or op.is_plain_dense(x, w) or op.is_strided_conv(x, w))
+def has_tiled_rows(op: Call, x, w) -> bool:
+  """On CPU, a 1x1 conv or a dense layer; every other op, and every op on GPU and TPU, is flax's own call."""
+  return on_cpu() and (op.is_pointwise_conv(x, w) or op.is_plain_dense(x, w))
 
 
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
-  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, with this module's
-  CPU backward where `has_cpu_backward`, else the primitive itself."""
+  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, `tiled_call` where
+  `has_tiled_rows`, else the primitive itself."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if has_cpu_backward(op, lhs, rhs):
-    return cpu_op(op, lhs, rhs)
+  if has_tiled_rows(op, lhs, rhs):
+    return tiled_call(op, lhs, rhs)
   return primitive(lhs, rhs, *args, **kwargs)
 
 

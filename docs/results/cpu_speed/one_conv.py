@@ -1,6 +1,6 @@
 """One 3x3 conv (batch 128, 32x32, 64->64, float32), stride 1 and 2: forward, XLA's own weight and data
-gradients and zerodiverse.layers' (the same ops except the phase data gradient at stride 2), jitted, the
-best of 7 interleaved rounds. Runs with the XLA_FLAGS of the environment (no determinism.apply):
+gradients and zerodiverse.layers' (the same ops for a 3x3 conv; the committed outputs were taken while the
+layers' stride-2 data gradient was a phase decomposition, since removed), jitted, the best of 7 rounds. Runs with the XLA_FLAGS of the environment (no determinism.apply):
 
   python docs/results/cpu_speed/one_conv.py                   # XLA's default: YNNPACK convolutions
   XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution python docs/results/cpu_speed/one_conv.py
