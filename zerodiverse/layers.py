@@ -218,9 +218,7 @@ def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if has_tiled_rows(op, lhs, rhs):
-    return tiled_call(op, lhs, rhs)
-  return primitive(lhs, rhs, *args, **kwargs)
+  return forward(op, lhs, rhs)
 
 
 class ConvGeneralDilated(nn.Module):
