@@ -1,6 +1,6 @@
 """zerodiverse.layers on CPU: bitwise identical channels stay identical through every conv shape of ConstNet's
-stages (forward, data and weight gradients), and the layers' own gradients (tiled weight gradients of 1x1
-convs and dense layers, phase data gradients of strided convs) equal XLA's up to float32 rounding."""
+stages (forward, data and weight gradients), and the layers' gradients (1x1 convs and dense layers called with
+their input channels padded to whole row tiles) equal flax's own up to float32 rounding."""
 
 import flax.linen as nn
 import jax
@@ -65,7 +65,7 @@ class Net(nn.Module):
 
 @pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 2), ("SAME", 1), ("SAME", 2), ("VALID", 3)])
 def test_cpu_gradients_equal_xlas_own_up_to_rounding(padding, stride):
-  """The tiled weight gradients (1x1 conv, dense) and the phase data gradient (strided convs), odd sizes too."""
+  """Strided, SAME and VALID convs on odd sizes, a 1x1 conv and a dense layer: parameter and input gradients."""
   net, plain = Net(padding, stride), Net(padding, stride, nn.Conv, nn.Dense)
   x = jax.random.normal(jax.random.key(0), (10, 7, 7, 3))
   gen = np.random.default_rng(1)  # random parameters of init's shapes (compiling flax's initializers takes seconds)
