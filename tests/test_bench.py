@@ -57,7 +57,6 @@ def test_breaker_settings_expand_the_jax_modes_and_bad_ones_are_refused(capsys):
   assert bench.breaker_settings("ulp:scale=0.5")["rounding_noise_scale"] == 0.5
   grid = bench.cases(argparse.Namespace(small=False, models="10-1", batches="16", dtypes="float32", steps=1,
                                         windows=1, warmup=0, modes="jax_deterministic,torch_nondeterministic_allowed",
-                                        conv_backward="xla",
                                         breakers="none;ulp:scale=1"))
   assert [(c["mode"], c["breaker"]) for c in grid] == [
       ("jax_deterministic", "none"), ("jax_deterministic", "ulp:scale=1"), ("torch_nondeterministic_allowed", "none")]

@@ -1,5 +1,6 @@
-"""zerodiverse.layers on CPU: inside matmul_conv_backward a conv's weight gradient is one matrix product, equal
-to XLA's own up to float32 rounding."""
+"""zerodiverse.layers on CPU: bitwise identical channels stay identical through every conv shape of ConstNet's
+stages (forward, data and weight gradients), and the layers' gradients (1x1 convs and dense layers called with
+their input channels padded to whole row tiles) equal flax's own up to float32 rounding."""
 
 import flax.linen as nn
 import jax
@@ -7,34 +8,79 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zerodiverse import layers
+from zerodiverse import determinism, layers
+
+# (batch, input size, in channels, out channels, kernel, stride): the convs of WRN-10-1 and WRN-16-4 on 8x8
+# inputs; the 1x1 shortcuts from 32 and 128 channels are the ones XLA:CPU's own matrix product splits.
+STAGE_CONVS = [(32, 8, 16, 16, 3, 1), (32, 8, 16, 32, 3, 2), (32, 8, 16, 32, 1, 2), (32, 4, 32, 32, 3, 1),
+               (32, 4, 32, 64, 3, 2), (32, 4, 32, 64, 1, 2), (32, 2, 64, 64, 3, 1), (32, 8, 16, 64, 1, 1),
+               (32, 8, 64, 128, 1, 2), (32, 4, 128, 256, 3, 2), (32, 4, 128, 256, 1, 2), (64, 8, 32, 64, 1, 2)]
+
+
+def distinct(a, axis: int) -> int:
+  """How many bitwise distinct slices `a` has along `axis`."""
+  a = np.moveaxis(np.asarray(a), axis, 0)
+  return len({s.tobytes() for s in a})
+
+
+@pytest.mark.parametrize("n,size,cin,cout,k,stride", STAGE_CONVS)
+def test_identical_channels_stay_bitwise_identical_through_a_stage_conv(n, size, cin, cout, k, stride):
+  assert jax.default_backend() == "cpu"  # the suite runs on CPU; GPU and TPU keep XLA's own ops
+  conv = layers.Conv(cout, (k, k), (stride, stride), padding=((k // 2, k // 2),) * 2, use_bias=False,
+                     kernel_init=nn.initializers.constant(0.05))
+  gen = np.random.default_rng(0)
+  x = jnp.asarray(np.repeat(gen.normal(size=(n, size, size, 1)), cin, -1), jnp.float32)
+  params = conv.init(jax.random.key(0), x)
+  y, vjp = jax.vjp(lambda p, x_: conv.apply(p, x_), params, x)
+  dy = jnp.asarray(np.repeat(gen.normal(size=y.shape[:3] + (1,)), cout, -1), jnp.float32)
+  dparams, dx = jax.jit(vjp)(dy)
+  dw = dparams["params"]["kernel"]
+  assert distinct(y, -1) == 1 and distinct(dx, -1) == 1
+  for i in range(k):
+    for j in range(k):
+      assert distinct(dw[i, j], 0) == 1 and distinct(dw[i, j], 1) == 1, (i, j)
+
+
+def test_identical_features_stay_bitwise_identical_through_a_dense_layer():
+  dense = layers.Dense(10, kernel_init=nn.initializers.constant(0.05))
+  gen = np.random.default_rng(0)
+  x = jnp.asarray(np.repeat(gen.normal(size=(64, 1)), 32, -1), jnp.float32)
+  params = dense.init(jax.random.key(0), x)
+  dparams = jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(dense.apply(p, x)))))(params)
+  assert distinct(dparams["params"]["kernel"], 0) == 1
 
 
 class Net(nn.Module):
   padding: object
   stride: int
+  conv: type = layers.Conv
+  dense: type = layers.Dense
 
   @nn.compact
   def __call__(self, x):
-    x = nn.relu(layers.Conv(6, (3, 3), (self.stride, self.stride), padding=self.padding, use_bias=False)(x))
-    x = layers.Conv(4, (1, 1), padding="VALID")(x)
-    return layers.Dense(3)(x.reshape(x.shape[0], -1))
+    x = nn.relu(self.conv(6, (3, 3), (self.stride, self.stride), padding=self.padding, use_bias=False)(x))
+    x = self.conv(8, (1, 1), (self.stride, self.stride), padding="VALID")(x)
+    return self.dense(3)(x.reshape(x.shape[0], -1))
 
 
-@pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 2), ("SAME", 1)])
-def test_cpu_conv_backward_is_a_matmul_equal_to_xlas_up_to_rounding(padding, stride):
-  assert jax.default_backend() == "cpu"  # the suite runs on CPU; GPU and TPU keep XLA's convolutions
-  net = Net(padding, stride)
+@pytest.mark.parametrize("padding,stride", [(((1, 1), (1, 1)), 2), ("SAME", 1), ("SAME", 2), ("VALID", 3)])
+def test_cpu_gradients_equal_xlas_own_up_to_rounding(padding, stride):
+  """Strided, SAME and VALID convs on odd sizes, a 1x1 conv and a dense layer: parameter and input gradients."""
+  net, plain = Net(padding, stride), Net(padding, stride, nn.Conv, nn.Dense)
   x = jax.random.normal(jax.random.key(0), (10, 7, 7, 3))
-  params = net.init(jax.random.key(1), x)["params"]
-  loss = lambda p: jnp.sum(jnp.sin(net.apply({"params": p}, x)))
-  with layers.matmul_conv_backward():
-    fast_fn = jax.jit(jax.grad(loss)).lower(params).compile()
-  xla_fn = jax.jit(jax.grad(loss)).lower(params).compile()
-  # XLA's backward has a weight-gradient convolution per conv layer; ours has a matrix product instead.
-  count = lambda fn: fn.as_text().count(" convolution(")
-  assert count(fast_fn) <= count(xla_fn) - 2, (count(fast_fn), count(xla_fn))
-  fast, slow = fast_fn(params), xla_fn(params)
-  for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(slow)):
+  gen = np.random.default_rng(1)  # random parameters of init's shapes (compiling flax's initializers takes seconds)
+  params = jax.tree.map(lambda s: jnp.asarray(gen.normal(size=s.shape) * 0.3, jnp.float32),
+                        jax.eval_shape(net.init, jax.random.key(1), x)["params"])
+  grad = lambda m: jax.jit(jax.grad(lambda p, x_: jnp.sum(jnp.sin(m.apply({"params": p}, x_))), (0, 1)))(params, x)
+  ours, xlas = grad(net), grad(plain)
+  for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(xlas)):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * float(jnp.abs(b).max()))
-  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(slow)))
+
+
+def test_cpu_convolutions_are_xlas_own_not_ynnpacks():
+  assert set(determinism.CPU_XLA_FLAGS) <= set(determinism.in_force("deterministic")["xla_flags"].split())
+  conv = nn.Conv(4, (3, 3), use_bias=False)
+  x = jnp.ones((2, 6, 6, 3))
+  params = conv.init(jax.random.key(0), x)
+  text = jax.jit(jax.grad(lambda p: jnp.sum(conv.apply(p, x)))).lower(params).compile().as_text()
+  assert " convolution(" in text and "__ynn_fusion" not in text

@@ -24,7 +24,6 @@ the device is not in the table).
 """
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -115,7 +114,7 @@ def bench_jax(case: dict) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from zerodiverse import breakers, layers  # pylint: disable=g-import-not-at-top
+  from zerodiverse import breakers  # pylint: disable=g-import-not-at-top
   from zerodiverse.models.constnet import ConstNet  # pylint: disable=g-import-not-at-top
 
   dtype = jnp.dtype(case["dtype"])
@@ -145,8 +144,7 @@ def bench_jax(case: dict) -> dict:
     return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
 
   t0 = time.perf_counter()
-  with layers.matmul_conv_backward() if case.get("conv_backward") == "matmul" else contextlib.nullcontext():
-    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
+  compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
   for _ in range(case["warmup"]):
@@ -249,7 +247,7 @@ def cases(args) -> list[dict]:
       for b in batches:
         breakers.rounding_breaker(settings, b)  # refuse a bad setting before any case runs
   return [dict(mode=mode, depth=d, width=w, batch=b, dtype=t, image_size=image_size, steps=steps,
-               windows=windows, warmup=warmup, breaker=spec, conv_backward=args.conv_backward)
+               windows=windows, warmup=warmup, breaker=spec)
           for (d, w) in models for b in batches for t in dtypes for mode in modes
           for spec in (specs if mode.startswith("jax") else ["none"])]
 
@@ -260,8 +258,7 @@ def table(results: list[dict]) -> str:
   fmt = lambda v, f: "n/a" if v is None else format(v, f)
   for r in results:
     model = f"WRN-{r['depth']}-{r['width']}"
-    matmul_backward = r.get("conv_backward") == "matmul" and r["mode"].startswith("jax")
-    mode = r["mode"] + (" (matmul conv backward)" if matmul_backward else "")
+    mode = r["mode"]
     if "error" in r:
       lines.append(f"| {mode} | {r.get('breaker', 'none')} | {model} | {r['batch']} | {r['dtype']} "
                    f"| FAILED: {r['error'][:80]} | | | | |")
@@ -296,9 +293,6 @@ def main(argv=None) -> int:
   parser.add_argument("--warmup", type=int, default=5, help="steps after compile, before timing")
   parser.add_argument("--breakers", default="none", help="';'-separated rounding-noise settings for the JAX "
                       "modes, e.g. 'none;reorder:partials=8;ulp:scale=1'")
-  parser.add_argument("--conv-backward", default="xla", choices=("xla", "matmul"),
-                      help="xla: XLA's own conv backward (the default of zerodiverse.layers); matmul: the CPU "
-                      "matrix-product weight gradient of layers.matmul_conv_backward")
   parser.add_argument("--out", default="", help="write the results as JSON here")
   parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)

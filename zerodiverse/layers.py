@@ -5,17 +5,21 @@ order.
 module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is always the
 primitive call flax would make. The backward:
 
-- by default, XLA's own (what nn.Conv / nn.Dense give). Inside `matmul_conv_backward()`, on CPU, a plain 2-D
-  conv (NHWC, no dilation or groups) forms its weight gradient as one matrix product: the kh * kw shifted,
-  strided views of the padded input, side by side, contracted with the output gradient over N * Ho * Wo
-  (`matmul_weight_gradient`); its data gradient is XLA's transposed conv, a forward conv with the flipped
-  kernel. It is several times faster than XLA:CPU's backward-filter convolution and equals it up to float32
-  rounding, but it is not the default because it can round identical channels differently (see there).
+- by default, XLA's own (flax's call), except on CPU for a 1x1 conv or a dense layer: there the weight
+  gradient is one matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds
+  a few trailing rows differently from the rest, so bitwise identical input channels (ConstNet's) would get
+  different gradients and the kernel itself would break the symmetry. The layer makes the call with the
+  input channels zero-padded to whole register tiles (`tiled_call`), so XLA's own weight gradient has no
+  remainder rows. Every other conv is flax's call: with the CPU flags of zerodiverse.determinism (XLA's own
+  convolutions rather than YNNPACK's) its forward, data and weight gradients keep identical channels
+  identical and its weight gradient is several times faster than YNNPACK's backward-filter convolution.
+  GPU and TPU keep flax's calls throughout.
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
-  the batch, each by XLA's own transposed op (so identical channels get bitwise identical partials and
-  only the keyed order tells them apart), and adds them in float32 in an order drawn per output element (shared by `settings.tile` consecutive output channels if > 1); with
-  `settings.data_grad` the data gradient too, its partials over groups of output channels.
+  the batch, each by the default path's `weight_gradient` (so identical channels get bitwise identical
+  partials and only the keyed order tells them apart), and adds them in float32 in an order drawn per output
+  element (shared by `settings.tile` consecutive output channels if > 1); with `settings.data_grad` the data
+  gradient too, its partials over groups of output channels.
 
 What it models: split-K accumulation with atomics in cuDNN's nondeterministic backward kernels
 (backward-filter ALGO_0/ALGO_3, backward-data ALGO_0) and cuBLAS matrix products, where each thread block's
@@ -111,54 +115,75 @@ class Call:
             and tuple(kw.get("lhs_dilation") or (1, 1)) == (1, 1) and tuple(kw.get("rhs_dilation") or (1, 1)) == (1, 1)
             and kw.get("feature_group_count", 1) == 1)
 
+  def is_pointwise_conv(self, x, w) -> bool:
+    """A plain conv with a 1x1 kernel: one matrix product of the (strided) input with the kernel."""
+    return self.is_plain_conv(x, w) and tuple(w.shape[:2]) == (1, 1)
 
-def conv_patches(x, kernel_shape, out_shape, strides, padding) -> jax.Array:
-  """(N, Ho, Wo, kh * kw * Cin): the input each kernel tap sees at each output position, for a 2-D NHWC
-  convolution: kh * kw shifted, strided views of the padded input."""
-  kh, kw = kernel_shape[:2]
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, padding)
-  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  ho, wo = out_shape[1:3]
-  views = [xp[:, i:i + strides[0] * (ho - 1) + 1:strides[0], j:j + strides[1] * (wo - 1) + 1:strides[1], :]
-           for i in range(kh) for j in range(kw)]
-  return jnp.stack(views, axis=3).reshape(x.shape[0], ho, wo, kh * kw * x.shape[-1])
+  def is_plain_dense(self, x, w) -> bool:
+    """x @ w contracting x's last axis with a 2-D w's first, no batch axes (what nn.Dense calls)."""
+    return (self.primitive is lax.dot_general and w.ndim == 2 and len(self.args) == 1
+            and tuple(map(tuple, self.args[0][0])) == ((x.ndim - 1,), (0,)) and not any(self.args[0][1]))
+
+
+# Rows of a CPU matrix product's output that the GEMM kernel computes in full register tiles all add in the
+# same order; a remainder of a few rows past the last full tile goes through another kernel, which rounds them
+# differently (measured on AVX2: row counts of 1-3 mod 6 above 6 split identical rows into two classes). Padding
+# the rows with zeros to a multiple of this keeps every row in a full tile for tiles of 2, 3, 4, 6, 8, 12 or 24.
+ROW_TILE = 24
+
+
+def tiled_call(op: Call, x, w) -> jax.Array:
+  """op(x, w) for a 1x1 conv or a dense layer with the input channels (x's last axis, w's contracted axis)
+  zero-padded to a multiple of ROW_TILE: the same values (the padding adds exact zeros), and XLA's weight
+  gradient of it is the matrix product over the batch with whole row tiles, cut back to w's rows, so
+  identical input channels get bitwise identical gradients. Plain JAX ops: every transform applies."""
+  extra = -x.shape[-1] % ROW_TILE
+  pad_w = [(0, 0)] * w.ndim
+  pad_w[w.ndim - 2] = (0, extra)  # HWIO's I, or a dense kernel's input rows
+  return op(jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra)]), jnp.pad(w, pad_w))
+
+
+def forward(op: Call, x, w) -> jax.Array:
+  """The layer's forward: `tiled_call` on CPU for a 1x1 conv or a dense layer, else op(x, w)."""
+  return tiled_call(op, x, w) if has_tiled_rows(op, x, w) else op(x, w)
+
+
+def weight_gradient(op: Call, x, w, dy) -> jax.Array:
+  """dL/dw of y = forward(op, x, w), by XLA's transposed ops."""
+  return jax.vjp(lambda w_: forward(op, x, w_), w)[1](dy)[0]
+
+
+def data_gradient(op: Call, x, w, dy) -> jax.Array:
+  """dL/dx of y = forward(op, x, w), by XLA's transposed ops (for a conv, a forward conv, flipped kernel)."""
+  return jax.vjp(lambda x_: forward(op, x_, w), x)[1](dy)[0]
 
 
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
   """(m, *w.shape): the weight gradient of y = op(x, w) from each of m contiguous groups of the batch (axis 0,
-  groups of group_size examples; an empty last group gives zeros), each by XLA's own transposed op, the one
-  the step uses without the breaker. That op computes every output channel the same way, so identical
-  channels get bitwise identical partials and only the keyed order of the sum can tell them apart (a matrix
-  product can round identical columns differently: see `matmul_conv_backward`)."""
+  groups of group_size examples; an empty last group gives zeros), each by `weight_gradient`, the one the step
+  uses without the breaker. It computes every output and input channel the same way, so identical channels
+  get bitwise identical partials and only the keyed order of the sum can tell them apart."""
   size = group_size(x.shape[0], m)
-  return jnp.stack([jax.vjp(lambda w_: op(x[a:a + size], w_), w)[1](dy[a:a + size])[0]
+  return jnp.stack([weight_gradient(op, x[a:a + size], w, dy[a:a + size])
                     if a < x.shape[0] else jnp.zeros_like(w) for a in range(0, m * size, size)])
-
-
-def matmul_weight_gradient(op: Call, x, w, dy) -> jax.Array:
-  """The weight gradient of a plain conv as one matrix product: its shifted input views against dy over N *
-  Ho * Wo (fast on CPU, but it may round identical output channels differently)."""
-  lhs = conv_patches(x, w.shape, dy.shape, *op.args).reshape(-1, w.size // w.shape[-1])
-  return lax.dot_general(lhs, dy.reshape(-1, dy.shape[-1]), (((0,), (0,)), ((), ()))).reshape(w.shape)
 
 
 def data_partials(op, x, w, dy, m: int) -> jax.Array:
   """(m', *x.shape): the data gradient of y = op(x, w) from each contiguous group of output channels (the
   last axis of w and y)."""
   size = group_size(w.shape[-1], m)
-  return jnp.stack([jax.vjp(lambda x_: op(x_, w[..., a:a + size]), x)[1](dy[..., a:a + size])[0]
+  return jnp.stack([data_gradient(op, x, w[..., a:a + size], dy[..., a:a + size])
                     if a < w.shape[-1] else jnp.zeros_like(x) for a in range(0, m * size, size)])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def reordered_op(op, settings: Reorder, x, w, key):
-  """op(x, w), whose backward adds the partial sums of its reductions in an order keyed by `key`."""
-  return op(x, w)
+  """forward(op, x, w), whose backward adds the partial sums of its reductions in an order keyed by `key`."""
+  return forward(op, x, w)
 
 
 def _fwd(op, settings, x, w, key):
-  return op(x, w), (x, w, key)
+  return forward(op, x, w), (x, w, key)
 
 
 def _bwd(op, settings, res, dy):
@@ -169,64 +194,31 @@ def _bwd(op, settings, res, dy):
     px = data_partials(op, x, w, dy, settings.partials)
     dx = ordered_sum(px, order_keys(rng.stream(key, "data"), settings.partials, x.shape))
   else:
-    dx = jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0]
+    dx = data_gradient(op, x, w, dy)
   return dx, dw, None
 
 
 reordered_op.defvjp(_fwd, _bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def matmul_backward_conv(op: Call, x, w):
-  """op(x, w) for a plain conv, whose weight gradient is one matrix product (matmul_weight_gradient) and
-  whose data gradient is XLA's transposed conv (a forward conv with the flipped kernel)."""
-  return op(x, w)
+def on_cpu() -> bool:
+  return jax.default_backend() == "cpu"
 
 
-def _conv_fwd(op, x, w):
-  return op(x, w), (x, w)
-
-
-def _conv_bwd(op, res, dy):
-  x, w = res
-  return jax.vjp(lambda x_: op(x_, w), x)[1](dy)[0], matmul_weight_gradient(op, x, w, dy)
-
-
-matmul_backward_conv.defvjp(_conv_fwd, _conv_bwd)
-
-_MATMUL_BACKWARD = contextvars.ContextVar("zerodiverse_matmul_conv_backward", default=False)
-
-
-@contextlib.contextmanager
-def matmul_conv_backward():
-  """Within this block (at trace time) plain convs on CPU form their weight gradient as one matrix product.
-  Off by default: it is several times faster than XLA:CPU's backward-filter convolution, but in a symmetric
-  ConstNet it gave two bitwise-identical output channels different roundings (a 260-step tiny run ended with
-  2 distinct channels in one conv and no breaker), so it would break symmetry by itself."""
-  token = _MATMUL_BACKWARD.set(True)
-  try:
-    yield
-  finally:
-    _MATMUL_BACKWARD.reset(token)
-
-
-def uses_matmul_backward(op: Call, x, w) -> bool:
-  """Inside `matmul_conv_backward()`, on CPU, for a plain conv. GPU and TPU keep XLA's convolutions (cuDNN's
-  deterministic and nondeterministic kernels are what the determinism modes contrast)."""
-  return _MATMUL_BACKWARD.get() and jax.default_backend() == "cpu" and op.is_plain_conv(x, w)
+def has_tiled_rows(op: Call, x, w) -> bool:
+  """On CPU, a 1x1 conv or a dense layer; every other op, and every op on GPU and TPU, is flax's own call."""
+  return on_cpu() and (op.is_pointwise_conv(x, w) or op.is_plain_dense(x, w))
 
 
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
-  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, a conv on CPU with
-  its weight gradient as one matrix product inside `matmul_conv_backward()`, else the primitive itself."""
+  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, `tiled_call` where
+  `has_tiled_rows`, else the primitive itself."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:
     settings, key = active
     return reordered_op(op, settings, lhs, rhs, rng.stream(key, "/".join(module.path[:-1] + ("kernel",))))
-  if uses_matmul_backward(op, lhs, rhs):
-    return matmul_backward_conv(op, lhs, rhs)
-  return primitive(lhs, rhs, *args, **kwargs)
+  return forward(op, lhs, rhs)
 
 
 class ConvGeneralDilated(nn.Module):
