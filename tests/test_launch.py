@@ -67,8 +67,8 @@ def test_missing_data_dir_fails_clearly(tmp_path):
 
 def test_quickstart_style_sweep_runs_every_arm_and_prints_the_table(tmp_path):
   result = launch("--config", "configs/quickstart.py", "--config.train.steps=6", "--config.train.eval_every=6",
-                  "--config.train.checkpoint_every=6", "--config.train.log_every=3",
-                  "--workdir", str(tmp_path), timeout=600)  # one arm at a time, as the Quickstart runs it
+                  "--config.train.checkpoint_every=6", "--config.train.log_every=3", "--workers=2",
+                  "--workdir", str(tmp_path), timeout=600)
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
   for arm in ("constant", "constant_noise", "he"):
     assert json.load(open(tmp_path / arm / "summary.json"))["steps"] == 6
