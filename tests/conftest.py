@@ -2,8 +2,8 @@
 
 Compiled XLA programs are shared between the tests and the processes they start (launch.py, sweep arms, the
 8-device worker, pytest-xdist's workers) through a compilation cache that lives as long as this test run:
-many tests train the same tiny model, and compiling it dominates their time. A cached program is the program compiled again, so
-every bitwise comparison means what it meant without the cache.
+many tests train the same tiny model, and compiling it dominates their time. A cached program is the program
+compiled again, so every bitwise comparison means what it meant without the cache.
 """
 
 import atexit
@@ -82,4 +82,3 @@ def fake_cifar_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("cifar")
   write_fake_cifar10(str(root))
   return str(root)
-

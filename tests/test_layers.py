@@ -9,18 +9,13 @@ import numpy as np
 import pytest
 
 from zerodiverse import determinism, layers
+from zerodiverse.symmetry import distinct_slices as distinct
 
 # (batch, input size, in channels, out channels, kernel, stride): the convs of WRN-10-1 and WRN-16-4 on 8x8
 # inputs; the 1x1 shortcuts from 32 and 128 channels are the ones XLA:CPU's own matrix product splits.
 STAGE_CONVS = [(32, 8, 16, 16, 3, 1), (32, 8, 16, 32, 3, 2), (32, 8, 16, 32, 1, 2), (32, 4, 32, 32, 3, 1),
                (32, 4, 32, 64, 3, 2), (32, 4, 32, 64, 1, 2), (32, 2, 64, 64, 3, 1), (32, 8, 16, 64, 1, 1),
                (32, 8, 64, 128, 1, 2), (32, 4, 128, 256, 3, 2), (32, 4, 128, 256, 1, 2), (64, 8, 32, 64, 1, 2)]
-
-
-def distinct(a, axis: int) -> int:
-  """How many bitwise distinct slices `a` has along `axis`."""
-  a = np.moveaxis(np.asarray(a), axis, 0)
-  return len({s.tobytes() for s in a})
 
 
 @pytest.mark.parametrize("n,size,cin,cout,k,stride", STAGE_CONVS)
