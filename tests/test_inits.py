@@ -26,6 +26,18 @@ def test_every_initializer_returns_flax_layout(name, kwargs, shape):
   assert w.shape == shape and w.dtype == jnp.float32
 
 
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out", "fan_avg"])
+def test_variance_scaling_normal_is_jaxs_bit_for_bit(mode):
+  for shape, dtype in [(CONV, jnp.float32), (DENSE, jnp.float32), ((7, 7, 3, 8), jnp.float32), ((1, 1, 24, 8), jnp.bfloat16)]:
+    for scale in (2.0, 1.0 / 3):
+      ours = inits.initializers.variance_scaling_normal(scale, mode)(KEY, shape, dtype)
+      jaxs = jax.nn.initializers.variance_scaling(scale, mode, "normal")(KEY, shape, dtype)
+      assert ours.dtype == jaxs.dtype
+      np.testing.assert_array_equal(ours, jaxs)
+  with pytest.raises(ConfigError, match="fan mode"):
+    inits.initializers.variance_scaling_normal(2.0, "fan_sum")
+
+
 @pytest.mark.parametrize("mode,fan", [("fan_in", 9 * 16), ("fan_out", 9 * 32)])
 def test_he_normal_is_untruncated_with_variance_2_over_fan(mode, fan):
   w = np.asarray(inits.get("he_normal", mode=mode)(KEY, (3, 3, 16, 32 * 64)))

@@ -141,12 +141,12 @@ def grad_breakers(config) -> GradBreakers:
 
 def add_grad_noise(key: jax.Array, grads, eps: float):
   """g + eps * N(0, 1), each leaf from the stream of its path below `key`."""
-  return rng.per_path(key, grads, lambda k, _, g: g + (eps * jax.random.normal(k, g.shape, jnp.float32)).astype(g.dtype))
+  return rng.per_path(key, grads, lambda k, _, g: g + (eps * rng.normal(k, g.shape, jnp.float32)).astype(g.dtype))
 
 
 def ulp_moves(key: jax.Array, shape, sigma: float) -> jax.Array:
   """round(sigma * N(0, 1)) as int32: how many ulps each element moves."""
-  return jnp.round(sigma * jax.random.normal(key, shape, jnp.float32)).astype(jnp.int32)
+  return jnp.round(sigma * rng.normal(key, shape, jnp.float32)).astype(jnp.int32)
 
 
 def move_ulps(g: jax.Array, k: jax.Array) -> jax.Array:

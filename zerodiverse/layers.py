@@ -78,7 +78,7 @@ def order_keys(key: jax.Array, m: int, shape: tuple, tile: int = 1) -> jax.Array
   """(m, *shape) uint32 random sort keys: partial i of an element is added in the rank of its key (a uniformly
   random order per element), shared within tiles of `tile` along the last axis."""
   draw = (m, *shape[:-1], -(-shape[-1] // tile))
-  bits = jax.random.bits(key, draw, jnp.uint32)
+  bits = rng.bits(key, draw, jnp.uint32)
   return jnp.repeat(bits, tile, axis=-1)[..., :shape[-1]] if tile > 1 else bits
 
 
@@ -158,22 +158,29 @@ def data_gradient(op: Call, x, w, dy) -> jax.Array:
   return jax.vjp(lambda x_: forward(op, x_, w), x)[1](dy)[0]
 
 
+def groups(a: jax.Array, m: int, axis: int) -> jax.Array:
+  """(m, ...): `a` cut along `axis` into m contiguous groups of group_size entries, zero-padded at the end
+  (the last group may be partly or wholly padding), the groups stacked on a new leading axis."""
+  size = group_size(a.shape[axis], m)
+  pad = [(0, 0)] * a.ndim
+  pad[axis] = (0, m * size - a.shape[axis])
+  a = jnp.moveaxis(jnp.pad(a, pad), axis, 0)
+  return jnp.moveaxis(a.reshape(m, size, *a.shape[1:]), 1, axis if axis < 0 else axis + 1)
+
+
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:
   """(m, *w.shape): the weight gradient of y = op(x, w) from each of m contiguous groups of the batch (axis 0,
-  groups of group_size examples; an empty last group gives zeros), each by `weight_gradient`, the one the step
-  uses without the breaker. It computes every output and input channel the same way, so identical channels
-  get bitwise identical partials and only the keyed order of the sum can tell them apart."""
-  size = group_size(x.shape[0], m)
-  return jnp.stack([weight_gradient(op, x[a:a + size], w, dy[a:a + size])
-                    if a < x.shape[0] else jnp.zeros_like(w) for a in range(0, m * size, size)])
+  groups of group_size examples; padding rows are zeros, so an empty last group gives zeros), each by
+  `weight_gradient`, the one the step uses without the breaker. It computes every output and input channel
+  the same way, so identical channels get bitwise identical partials and only the keyed order of the sum can
+  tell them apart. One loop over the groups: the program compiles one weight gradient, whatever m."""
+  return lax.map(lambda g: weight_gradient(op, g[0], w, g[1]), (groups(x, m, 0), groups(dy, m, 0)))
 
 
 def data_partials(op, x, w, dy, m: int) -> jax.Array:
-  """(m', *x.shape): the data gradient of y = op(x, w) from each contiguous group of output channels (the
-  last axis of w and y)."""
-  size = group_size(w.shape[-1], m)
-  return jnp.stack([data_gradient(op, x, w[..., a:a + size], dy[..., a:a + size])
-                    if a < w.shape[-1] else jnp.zeros_like(x) for a in range(0, m * size, size)])
+  """(m, *x.shape): the data gradient of y = op(x, w) from each of m contiguous groups of output channels
+  (the last axis of w and y; padding channels are zeros), in one loop as `weight_partials`."""
+  return lax.map(lambda g: data_gradient(op, x, g[0], g[1]), (groups(w, m, -1), groups(dy, m, -1)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))

@@ -6,10 +6,9 @@ scalar biases (0) sit in each branch. The scalars are parameters of the models' 
 """
 
 import jax.numpy as jnp
-from jax.nn import initializers as jinit
 
 from zerodiverse.errors import ConfigError
-from zerodiverse.inits.initializers import Initializer
+from zerodiverse.inits.initializers import Initializer, he_normal
 
 
 def fixup_scale(num_branches: int, branch_layers: int) -> float:
@@ -22,7 +21,7 @@ def fixup_scale(num_branches: int, branch_layers: int) -> float:
 def fixup(num_branches: int, branch_layers: int) -> Initializer:
   """He normal (fan-in, gain 2) times fixup_scale(L, m)."""
   scale = fixup_scale(num_branches, branch_layers)
-  he = jinit.variance_scaling(2.0, "fan_in", "normal")
+  he = he_normal()
 
   def init(key, shape, dtype=jnp.float32):
     return (scale * he(key, shape, jnp.float32)).astype(dtype)

@@ -5,11 +5,13 @@ spatial centre (index k // 2 on each spatial axis) and leave the other taps 0, s
 channel mixing; for a dense kernel the centre tap is the matrix itself.
 """
 
+import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.nn import initializers as jinit
+from zerodiverse import rng
 from zerodiverse.errors import ConfigError
 
 Initializer = Callable[..., jax.Array]
@@ -25,13 +27,33 @@ def _centre_tap(shape, matrix: jax.Array, dtype) -> jax.Array:
   return jnp.zeros(shape, dtype).at[centre].set(matrix.astype(dtype))
 
 
+FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+
+
+def variance_scaling_normal(scale: float, mode: str) -> Initializer:
+  """jax.nn.initializers.variance_scaling(scale, mode, "normal") bit for bit, its normal drawn flat
+  (rng.normal), which XLA:CPU compiles several times faster for a conv kernel."""
+  if mode not in FAN_MODES:
+    raise ConfigError(f"fan mode {mode!r}: choose one of {FAN_MODES}")
+
+  def init(key, shape, dtype=jnp.float32):
+    if len(shape) < 2:
+      raise ConfigError(f"variance scaling needs a kernel of rank >= 2, got shape {tuple(shape)}")
+    receptive = math.prod(shape) / shape[-2] / shape[-1]  # as jax computes the fans, in Python floats
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    return rng.normal(key, shape, dtype) * jnp.sqrt(jnp.array(scale / fan, dtype=dtype))
+
+  return init
+
+
 def he_normal(scale: float = 2.0, mode: str = "fan_in") -> Initializer:
   """N(0, scale / fan) with an untruncated normal (the paper's baselines), fan_in or fan_out."""
-  return jinit.variance_scaling(scale, mode, "normal")
+  return variance_scaling_normal(scale, mode)
 
 
 def lecun_normal(scale: float = 1.0) -> Initializer:
-  return jinit.variance_scaling(scale, "fan_in", "normal")
+  return variance_scaling_normal(scale, "fan_in")
 
 
 def orthogonal(scale: float = 1.0) -> Initializer:

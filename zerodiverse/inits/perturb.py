@@ -39,7 +39,7 @@ def perturb(key: jax.Array, params, eps: float, scale: str = "fan_in",
   def add_noise(leaf_key, name, leaf):
     if not select(name):
       return leaf
-    noise = jax.random.normal(leaf_key, leaf.shape, jnp.float32)
+    noise = rng.normal(leaf_key, leaf.shape, jnp.float32)
     return (leaf + eps * leaf_scale(leaf.shape, scale) * noise).astype(leaf.dtype)
 
   return rng.per_path(key, params, add_noise)

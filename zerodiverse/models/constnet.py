@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.models.batchnorm import DECAY, batch_norm, check as check_bn
+from zerodiverse.models.dropout import Dropout
 
 SCHEMES = ("constant", "he", "random_residual")
 SHORTCUT_INPUTS = ("relu_bn", "bn")
@@ -64,7 +65,7 @@ class Block(nn.Module):
     r = layers.Conv(self.features, (3, 3), (self.stride, self.stride), padding=PAD3, use_bias=False,
                 kernel_init=self.residual_init, name="conv")(a)
     if self.dropout > 0:
-      r = nn.Dropout(self.dropout, deterministic=not train)(r)
+      r = Dropout(self.dropout, deterministic=not train)(r)
     self.sow("intermediates", "residual", r)
     if x.shape[-1] != self.features or self.stride != 1:
       x = layers.Conv(self.features, (1, 1), (self.stride, self.stride), padding="VALID", use_bias=False,
@@ -110,7 +111,7 @@ class ConstNet(nn.Module):
     kernel_inits = scheme_inits(self.scheme, self.residual_var_scale)
     x = layers.Conv(16, (3, 3), padding=PAD3, use_bias=False, kernel_init=kernel_inits["stem"], name="stem")(x)
     if self.stem_dropout > 0:
-      x = nn.Dropout(self.stem_dropout, deterministic=not train, rng_collection="stem_dropout")(x)
+      x = Dropout(self.stem_dropout, deterministic=not train, rng_collection="stem_dropout")(x)
     self.sow("intermediates", "output", x)
     for stage, features in enumerate((16 * self.width, 32 * self.width, 64 * self.width)):
       for block in range((self.depth - 4) // 3):

@@ -25,12 +25,12 @@ BN: PyTorch's eps, config.model.bn_decay and bn_group_size (batchnorm.py). Each 
 import math
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from zerodiverse import inits, layers
+from zerodiverse import inits, layers, rng
 from zerodiverse.errors import ConfigError
 from zerodiverse.models.batchnorm import DECAY, batch_norm, check as check_bn
+from zerodiverse.models.dropout import Dropout
 from zerodiverse.models.constnet import PAD3
 
 SLOPE = 0.01
@@ -59,10 +59,10 @@ def kernel_init(char: str, odd: bool):
   def init(key, shape, dtype=jnp.float32):
     fan_in = math.prod(shape[:-1])
     if char == "h":
-      return math.sqrt(GAIN / fan_in) * jax.random.normal(key, shape, dtype)
+      return math.sqrt(GAIN / fan_in) * rng.normal(key, shape, dtype)
     if char in "i1":
       return gain * tap(key, shape, dtype)
-    noise = math.sqrt((1 - NOISY) * GAIN / fan_in) * jax.random.normal(key, shape, dtype)
+    noise = math.sqrt((1 - NOISY) * GAIN / fan_in) * rng.normal(key, shape, dtype)
     return noise + NOISY * gain * tap(key, shape, dtype)
 
   return init
@@ -85,7 +85,7 @@ class Layer(nn.Module):
                 kernel_init=self.kernel_init, name="conv")(x + b)
     x = nn.leaky_relu(x, SLOPE)
     if self.dropout > 0:
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = Dropout(self.dropout, deterministic=not train)(x)
     if self.bn:
       x = batch_norm(train, "bn", self.bn_decay, self.bn_group_size)(x)
     self.sow("intermediates", "output", x)

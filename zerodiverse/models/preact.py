@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from zerodiverse import inits, layers
 from zerodiverse.errors import ConfigError
 from zerodiverse.inits import risotto
+from zerodiverse.models.dropout import Dropout
 
 SCHEMES = ("he", "delta_orthogonal", "looks_linear", "risotto", "zero", "fixup", "skipinit", "rezero", "constant")
 NO_NORM = ("fixup", "rezero")
@@ -218,7 +219,7 @@ class Block(nn.Module):
       if opts.scheme == "fixup" and i < len(layers) - 1:
         r = r + self._bias(f"bias{i + 1}b")
     if self.dropout > 0:
-      r = nn.Dropout(self.dropout, deterministic=not train)(r)
+      r = Dropout(self.dropout, deterministic=not train)(r)
     if opts.scheme == "fixup":
       r = r * self.param("scale", nn.initializers.ones, ()) + self._bias("bias_out")
     if opts.scheme in ("skipinit", "rezero"):
