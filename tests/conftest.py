@@ -83,14 +83,3 @@ def fake_cifar_dir(tmp_path_factory):
   write_fake_cifar10(str(root))
   return str(root)
 
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-  """Under pytest-xdist's `--dist loadgroup` (the README's test command), the tests that share a module-scoped
-  fixture run on one worker, so the fixture is built once; every other test goes to whichever worker is free."""
-  del config
-  for item in items:
-    info = getattr(item, "_fixtureinfo", None)
-    if info and any(defs[-1].scope == "module" for name in info.names_closure
-                    if (defs := info.name2fixturedefs.get(name))):
-      item.add_marker(pytest.mark.xdist_group(item.module.__name__))
