@@ -82,4 +82,3 @@ def fake_cifar_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("cifar")
   write_fake_cifar10(str(root))
   return str(root)
-

@@ -161,11 +161,12 @@ def data_gradient(op: Call, x, w, dy) -> jax.Array:
 def groups(a: jax.Array, m: int, axis: int) -> jax.Array:
   """(m, ...): `a` cut along `axis` into m contiguous groups of group_size entries, zero-padded at the end
   (the last group may be partly or wholly padding), the groups stacked on a new leading axis."""
+  axis %= a.ndim
   size = group_size(a.shape[axis], m)
   pad = [(0, 0)] * a.ndim
   pad[axis] = (0, m * size - a.shape[axis])
-  a = jnp.moveaxis(jnp.pad(a, pad), axis, 0)
-  return jnp.moveaxis(a.reshape(m, size, *a.shape[1:]), 1, axis if axis < 0 else axis + 1)
+  a = jnp.pad(a, pad)
+  return jnp.moveaxis(a.reshape(a.shape[:axis] + (m, size) + a.shape[axis + 1:]), axis, 0)
 
 
 def weight_partials(op: Call, x, w, dy, m: int) -> jax.Array:

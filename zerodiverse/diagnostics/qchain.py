@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from zerodiverse import rng
+
 
 def mean_field(q0: float, sw2: float, sb2: float, depth: int) -> np.ndarray:
   """[q_1, ..., q_depth] of the mean-field recursion."""
@@ -74,8 +76,8 @@ def monte_carlo(key, width: int, depth: int, q0: float, sw2: float, sb2: float, 
     qs = []
     for layer in range(depth):
       kw, kb = jax.random.split(jax.random.fold_in(key, layer))
-      w = jax.random.normal(kw, (chunk, width, width)) * jnp.sqrt(sw2 / width)
-      b = jax.random.normal(kb, (chunk, width)) * jnp.sqrt(sb2)
+      w = rng.normal(kw, (chunk, width, width)) * jnp.sqrt(sw2 / width)
+      b = rng.normal(kb, (chunk, width)) * jnp.sqrt(sb2)
       x = jax.nn.relu(jnp.einsum("bij,bj->bi", w, x) + b)
       qs.append(jnp.mean(x ** 2, axis=1))
     return jnp.stack(qs, 1)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zerodiverse.rng import path_name
+from zerodiverse import rng
 
 
 def _path(module) -> str:
@@ -49,7 +49,7 @@ def tapped_apply(model, variables, x, taps=None, train: bool = False, sown=None)
   if mutable:
     logits, state = logits
     for path, value in jax.tree_util.tree_flatten_with_path(state.get("intermediates", {}))[0]:
-      name = path_name(path)[:-len("/0")]  # sow keeps a tuple per name
+      name = rng.path_name(path)[:-len("/0")]  # sow keeps a tuple per name
       if name.split("/")[-1] == "output":
         sown[name] = value
   return logits, outputs, head_in[0]
@@ -101,7 +101,7 @@ def jacobian_svals(f, x, exact: bool = True, k: int = 32, key=None) -> np.ndarra
 
   @jax.jit
   def sketch(x, key):
-    omega = jax.random.normal(key, (k,) + x.shape)
+    omega = rng.normal(key, (k,) + x.shape)
     y = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(omega)          # rows: (J omega_i)^T, shape (k, m)
     q, _ = jnp.linalg.qr(y.T)                                          # (m, k): a basis of J's range
     _, vjp = jax.vjp(f, x)
