@@ -33,13 +33,14 @@ def one_step_on(devices, config):
   dataset = data.load(config.data)
   stream = data.TrainStream(dataset, config.seed, config.train.batch_size, 0)
   model = models.build(config.model, dataset.num_classes)
-  tx = optim.make(config.train, config.train.steps)  # the runs' schedule: their compiled step is this one
+  optimizer, lrs = optim.make(config.train), optim.learning_rates(config.train, config.train.steps)
   mesh = parallel.make_mesh(config.parallel, devices)
   key = rng.root_key(0)
-  state = parallel.replicate(init_state(model, tx, stream.batch(0)["image"][:1], key, breakers.init_noise(config)), mesh)
-  step = make_train_step(model, tx)
+  state = parallel.replicate(init_state(model, optimizer(lrs[0]), stream.batch(0)["image"][:1], key, breakers.init_noise(config)), mesh)
+  step = make_train_step(model, optimizer)  # the runs' step: their compiled program is this one
   for s in range(3):
-    state, metrics = step(state, parallel.shard_batch(stream.batch(s), mesh, config.train.batch_size), key)
+    state, metrics = step(state, parallel.shard_batch(stream.batch(s), mesh, config.train.batch_size), key,
+                           parallel.replicate(lrs[s], mesh))
   return parallel.to_host(state), parallel.to_host(metrics), state
 
 

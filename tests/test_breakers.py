@@ -71,11 +71,11 @@ def test_rounding_noise_breaks_a_tiny_constnet_and_off_keeps_one_channel(runs):
 def trace(grad_breakers):
   cfg = tiny()
   model = models.build(cfg.model, 10)
-  tx = optim.make(cfg.train, 12)
-  state = step_lib.init_state(model, tx, jnp.zeros((1, 8, 8, 1)), rng.root_key(0), breakers.init_noise(cfg))
+  optimizer = optim.make(cfg.train)
+  state = step_lib.init_state(model, optimizer(0.1), jnp.zeros((1, 8, 8, 1)), rng.root_key(0), breakers.init_noise(cfg))
   batch = {"image": jnp.zeros((4, 8, 8, 1)), "label": jnp.zeros((4,), jnp.int32)}
-  fn = step_lib.make_train_step(model, tx, grad_breakers)
-  return str(jax.make_jaxpr(fn)(state, batch, rng.root_key(1)))
+  fn = step_lib.make_train_step(model, optimizer, grad_breakers)
+  return str(jax.make_jaxpr(fn)(state, batch, rng.root_key(1), 0.1))
 
 
 def test_breakers_off_add_no_operation():
@@ -103,12 +103,12 @@ def test_switching_a_breaker_on_leaves_init_data_and_dropout_alone():
   out = []
   for cfg in (base, noisy):
     model = models.build(cfg.model, ds.num_classes, cfg.breaker.dropout)
-    tx = optim.make(cfg.train, 12)
-    state = step_lib.init_state(model, tx, jnp.asarray(batch["image"][:1]), rng.root_key(cfg.seed),
+    optimizer = optim.make(cfg.train)
+    state = step_lib.init_state(model, optimizer(cfg.train.lr), jnp.asarray(batch["image"][:1]), rng.root_key(cfg.seed),
                                 breakers.init_noise(cfg))
     init = jax.device_get(state["params"])
-    new, metrics = step_lib.make_train_step(model, tx, breakers.grad_breakers(cfg))(
-        state, batch, rng.stream(rng.root_key(cfg.seed), "step"))
+    new, metrics = step_lib.make_train_step(model, optimizer, breakers.grad_breakers(cfg))(
+        state, batch, rng.stream(rng.root_key(cfg.seed), "step"), cfg.train.lr)
     out.append((init, float(metrics["loss"]), jax.device_get(new["params"])))
   (init0, loss0, new0), (init1, loss1, new1) = out
   jax.tree_util.tree_map(np.testing.assert_array_equal, init0, init1)  # same init
@@ -290,9 +290,9 @@ def test_every_accepted_setting_breaks_a_constnets_symmetry_within_50_steps(brea
   ds = load(cfg.data)
   stream = TrainStream(ds, cfg.seed, cfg.train.batch_size)
   model = models.build(cfg.model, ds.num_classes)
-  tx = optim.make(cfg.train, 50)
+  optimizer, lrs = optim.make(cfg.train), optim.learning_rates(cfg.train, 50)
   key = rng.root_key(cfg.seed)
-  state = step_lib.init_state(model, tx, jnp.asarray(stream.batch(0)["image"][:1]), key, breakers.init_noise(cfg))
+  state = step_lib.init_state(model, optimizer(lrs[0]), jnp.asarray(stream.batch(0)["image"][:1]), key, breakers.init_noise(cfg))
   assert set(symmetry.distinct_channels(state["params"]).values()) == {1}
   # Every 3x3 conv, the stem and the head end with all channels bitwise distinct. The 1x1 shortcuts are left
   # out: under reorder some of their channels stay bitwise equal for hundreds of steps (ConstNet 10-1 on
@@ -301,9 +301,9 @@ def test_every_accepted_setting_breaks_a_constnets_symmetry_within_50_steps(brea
             for path, leaf in jax.tree_util.tree_flatten_with_path(state["params"])[0]
             if leaf.ndim >= 2 and "shortcut" not in rng.path_name(path)}
   distinct = lambda: {k: v for k, v in symmetry.distinct_channels(jax.device_get(state["params"])).items() if k in widths}
-  train_step = step_lib.make_train_step(model, tx, breakers.grad_breakers(cfg))
+  train_step = step_lib.make_train_step(model, optimizer, breakers.grad_breakers(cfg))
   for t in range(50):
-    state, _ = train_step(state, stream.batch(t), rng.stream(key, "step"))
+    state, _ = train_step(state, stream.batch(t), rng.stream(key, "step"), lrs[t])
     if t % 10 == 9 and distinct() == widths:
       break
   assert distinct() == widths, t

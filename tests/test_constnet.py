@@ -250,9 +250,9 @@ def test_stem_dropout_off_derives_no_key_in_the_train_step():
 
   def trace(stem_dropout):
     model = models.build(cfg, 10, stem_dropout=stem_dropout)
-    tx = optim.make(defaults.base().train, 10)
-    state = step.init_state(model, tx, X[:1, :8, :8], rng.root_key(0), breakers.init_noise(defaults.base()))
-    return str(jax.make_jaxpr(step.make_train_step(model, tx))(state, batch, rng.root_key(1)))
+    optimizer = optim.make(defaults.base().train)
+    state = step.init_state(model, optimizer(0.1), X[:1, :8, :8], rng.root_key(0), breakers.init_noise(defaults.base()))
+    return str(jax.make_jaxpr(step.make_train_step(model, optimizer))(state, batch, rng.root_key(1), 0.1))
 
   off, on = trace(0.0), trace(0.1)
   stream = str(rng.stable_hash("stem_dropout"))  # the constant folded into the step key for this stream

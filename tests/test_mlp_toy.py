@@ -33,15 +33,15 @@ def test_initial_logits_spread_does_not_depend_on_the_number_of_unique_features(
 def test_duplicated_units_stay_bitwise_identical_under_exact_sgd():
   width, k = 10, 4  # groups of 3, 3, 2 and 2 copies
   model = mlp.MLP(num_classes=10, width=width, unique_features=k)
-  tx = optax.sgd(0.1, momentum=0.9)
+  optimizer = lambda lr: optax.sgd(lr, momentum=0.9)
   images = jax.random.normal(jax.random.key(2), (32, 4, 4, 1))
   params = model.init(jax.random.key(0), images)["params"]
   before = np.asarray(params["hidden"]["kernel"])  # the step donates its input buffers
-  state = {"params": params, "batch_stats": {}, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-  step = make_train_step(model, tx)
+  state = {"params": params, "batch_stats": {}, "opt_state": optimizer(0.1).init(params), "step": jnp.zeros((), jnp.int32)}
+  step = make_train_step(model, optimizer)
   for i in range(30):
     batch = {"image": images, "label": (jnp.arange(32) + i) % 10}
-    state, metrics = step(state, batch, jax.random.key(3))
+    state, metrics = step(state, batch, jax.random.key(3), 0.1)
   assert bool(metrics["finite"])
   hidden, head = (np.asarray(state["params"][n]["kernel"]) for n in ("hidden", "head"))
   bias = np.asarray(state["params"]["hidden"]["bias"])

@@ -53,12 +53,12 @@ def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
   shares between schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
   model = models.build(model_cfg(name, init), 10)
   b = batch(name)
-  tx = optax.sgd(0.01, momentum=0.9)
+  optimizer = lambda lr: optax.sgd(lr, momentum=0.9)
   variables = init_vars(model, b["image"])
   state = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {}),
-           "opt_state": tx.init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
+           "opt_state": optimizer(0.01).init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
   before = jax.tree.map(np.array, state["params"])  # copies: the step donates the state
-  state, metrics = make_train_step(model, tx)(state, b, jax.random.key(1))
+  state, metrics = make_train_step(model, optimizer)(state, b, jax.random.key(1), 0.01)
   assert bool(metrics["finite"])
   moved = jax.tree.map(lambda a, b: bool(np.any(a != np.asarray(b))), before, state["params"])
   assert any(jax.tree.leaves(moved))

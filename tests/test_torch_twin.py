@@ -85,7 +85,7 @@ def jax_grad_fn(model_items: tuple, train: bool):
 def both_sides(config, batch, train=True):
   """(JAX logits, grads, batch_stats), (torch logits, grads, batch_stats) from the same initial numbers."""
   model = models.build(config.model, 10)
-  state = init_state(model, optim.make(config.train, 1), jnp.asarray(batch["image"][:1]),
+  state = init_state(model, optim.make(config.train)(config.train.lr), jnp.asarray(batch["image"][:1]),
                      rng.root_key(config.seed), breakers.init_noise(config))
   params = jax.device_get(state["params"])
   if "head" in params and not np.any(params["head"]["kernel"]):  # ConstNet's zero head: make logits nonzero

@@ -76,12 +76,13 @@ def prepare(args, path: str) -> None:
   config = probe_config(args)
   *train, probe = batches(args, config, args.steps + 1)
   model = models.build(config.model, NUM_CLASSES)
-  tx = optim.make(config.train, max(args.steps, 1))
-  state = step.init_state(model, tx, jax.numpy.asarray(probe[0][:1]), rng.root_key(config.seed),
+  optimizer = optim.make(config.train)
+  lrs = optim.learning_rates(config.train, max(args.steps, 1))
+  state = step.init_state(model, optimizer(config.train.lr), jax.numpy.asarray(probe[0][:1]), rng.root_key(config.seed),
                           breakers.init_noise(config))
-  train_step = step.make_train_step(model, tx)
-  for images, labels in train:
-    state, _ = train_step(state, {"image": images, "label": labels}, rng.root_key(config.seed))
+  train_step = step.make_train_step(model, optimizer)
+  for lr, (images, labels) in zip(lrs, train):
+    state, _ = train_step(state, {"image": images, "label": labels}, rng.root_key(config.seed), lr)
   flat = {f"{collection}/{'/'.join(path)}": np.asarray(leaf)
           for collection in ("params", "batch_stats")
           for path, leaf in traverse_util.flatten_dict(jax.device_get(state[collection])).items()}

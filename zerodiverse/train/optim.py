@@ -1,8 +1,18 @@
 """The paper's optimizer: SGD, momentum 0.9 (no Nesterov), weight decay coupled (added to the gradient
-before momentum, as PyTorch's SGD does) on every parameter, and a step schedule."""
+before momentum, as PyTorch's SGD does) on every parameter, and a step schedule.
 
+The learning rate is an input of the train step, evaluated from the schedule on the host: one compiled step
+then serves every learning rate, schedule and length of training."""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 from zerodiverse.errors import ConfigError
+
+Optimizer = Callable[[jax.typing.ArrayLike], optax.GradientTransformation]
 
 
 def schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -16,8 +26,17 @@ def schedule(cfg, total_steps: int) -> optax.Schedule:
   return optax.piecewise_constant_schedule(cfg.lr, boundaries)
 
 
-def make(cfg, total_steps: int) -> optax.GradientTransformation:
-  return optax.chain(
-      optax.add_decayed_weights(cfg.weight_decay),
-      optax.sgd(schedule(cfg, total_steps), momentum=cfg.momentum, nesterov=False),
-  )
+def learning_rates(cfg, total_steps: int) -> np.ndarray:
+  """The schedule's float32 value at every step, computed as optax computes it inside a step."""
+  return np.asarray(jax.jit(schedule(cfg, total_steps))(jnp.arange(total_steps, dtype=jnp.int32)))
+
+
+def make(cfg) -> Optimizer:
+  """The update rule at a given learning rate (a traced scalar inside the step). The rate enters as a constant
+  schedule so that the optimizer state keeps optax's step count, as with the schedule itself."""
+  def at(lr):
+    return optax.chain(
+        optax.add_decayed_weights(cfg.weight_decay),
+        optax.sgd(lambda count: lr, momentum=cfg.momentum, nesterov=False),
+    )
+  return at

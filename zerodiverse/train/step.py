@@ -1,5 +1,7 @@
-"""Pure train and eval steps. A train step is `(state, batch, key) -> (state, metrics)`; every random choice
-inside it comes from fold_in(key, step) and a named stream below that."""
+"""Pure train and eval steps. A train step is `(state, batch, key, lr) -> (state, metrics)`; every random
+choice inside it comes from fold_in(key, step) and a named stream below that."""
+
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -24,10 +26,11 @@ def cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+def make_train_step(model: nn.Module, optimizer: Callable[[jax.Array], optax.GradientTransformation],
                     grad_breakers: breakers.GradBreakers = breakers.GradBreakers()):
-  """The jitted step; `grad_breakers` perturb the gradients before the optimizer (none: no extra op)."""
-  def train_step(state, batch, key):
+  """The jitted step; `optimizer(lr)` is the update rule at this step's learning rate; `grad_breakers`
+  perturb the gradients before the optimizer (none: no extra op)."""
+  def train_step(state, batch, key, lr):
     step_key = jax.random.fold_in(key, state["step"])
     rngs = {"dropout": rng.stream(step_key, "dropout")}
     if getattr(model, "stem_dropout", 0.0):  # off: no key derived, nothing traced
@@ -42,7 +45,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     with breakers.reordering(step_key, grad_breakers):
       (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     grads = breakers.apply_to_grads(grads, step_key, grad_breakers)
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    updates, opt_state = optimizer(lr).update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.tree.norm(grads)
     metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),

@@ -22,12 +22,14 @@ class JaxBackend:
     parallel.check_divisible(config.train.batch_size, self.mesh, "batch_size")
     parallel.check_divisible(config.train.eval_batch_size, self.mesh, "eval_batch_size")
     model = models.for_run(config, dataset.num_classes)
-    tx, self.lr = optim.make(config.train, num_steps), optim.schedule(config.train, num_steps)
+    optimizer = optim.make(config.train)
+    self.lrs = optim.learning_rates(config.train, num_steps)
+    self._lr_on_mesh = {}  # one replicated scalar per distinct rate
     self.key = rng.root_key(config.seed)
     example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
-    self.state = parallel.replicate(init_state(model, tx, example, self.key, breakers.init_noise(config)),
-                                    self.mesh)
-    self._train_step = make_train_step(model, tx, breakers.grad_breakers(config))
+    state = init_state(model, optimizer(config.train.lr), example, self.key, breakers.init_noise(config))
+    self.state = parallel.replicate(state, self.mesh)
+    self._train_step = make_train_step(model, optimizer, breakers.grad_breakers(config))
     self._eval_step = make_eval_step(model)
     self.step_key = rng.stream(self.key, "step")
 
@@ -38,9 +40,15 @@ class JaxBackend:
   def train_step(self, step: int) -> dict:
     batch_size = self.config.train.batch_size
     local = self.stream.batch(step, parallel.local_rows(batch_size))
+    lr = self.lrs[step]
+    if lr not in self._lr_on_mesh:
+      self._lr_on_mesh[lr] = parallel.replicate(lr, self.mesh)
     self.state, metrics = self._train_step(self.state, parallel.shard_batch(local, self.mesh, batch_size),
-                                           self.step_key)
+                                           self.step_key, self._lr_on_mesh[lr])
     return metrics
+
+  def lr(self, step: int) -> float:
+    return float(self.lrs[step])
 
   def evaluate(self) -> dict:
     batch_size = self.config.train.eval_batch_size

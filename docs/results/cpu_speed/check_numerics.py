@@ -25,14 +25,14 @@ def run(cfg):
   ds = load(cfg.data)
   stream = ds.train_stream(cfg.seed, cfg.train.batch_size, cfg.data)
   model = models.build(cfg.model, ds.num_classes)
-  tx = optim.make(cfg.train, cfg.train.steps)
+  optimizer, lrs = optim.make(cfg.train), optim.learning_rates(cfg.train, cfg.train.steps)
   key = rng.root_key(cfg.seed)
-  state = step_lib.init_state(model, tx, jnp.asarray(stream.batch(0, slice(0, 1))["image"]), key,
+  state = step_lib.init_state(model, optimizer(lrs[0]), jnp.asarray(stream.batch(0, slice(0, 1))["image"]), key,
                               breakers.init_noise(cfg))
-  train_step = step_lib.make_train_step(model, tx)
+  train_step = step_lib.make_train_step(model, optimizer)
   losses = []
   for t in range(cfg.train.steps):
-    state, metrics = train_step(state, stream.batch(t), rng.stream(key, "step"))
+    state, metrics = train_step(state, stream.batch(t), rng.stream(key, "step"), lrs[t])
     losses.append(float(metrics["loss"]))
   return losses, record.param_fingerprint(jax.device_get(state["params"]))
 
