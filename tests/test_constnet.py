@@ -11,7 +11,7 @@ from zerodiverse.errors import ConfigError
 from zerodiverse.models import batchnorm
 from zerodiverse.symmetry import distinct_channels, distinct_slices
 
-X = jax.random.normal(jax.random.key(1), (8, 32, 32, 3))
+X = rng.normal(jax.random.key(1), (8, 32, 32, 3))
 
 
 def build(depth=10, width=2, init="constant", dropout=0.0):
@@ -120,7 +120,7 @@ def _flat(tree, prefix=""):
 
 def random_head(variables, key=3):
   params = jax.tree.map(lambda x: x, variables["params"])
-  params["head"]["kernel"] = 0.1 * jax.random.normal(jax.random.key(key), params["head"]["kernel"].shape)
+  params["head"]["kernel"] = 0.1 * rng.normal(jax.random.key(key), params["head"]["kernel"].shape)
   return {**variables, "params": params}
 
 
@@ -164,7 +164,7 @@ def test_random_residual_scheme_draws_residual_convs_and_keeps_stem_and_shortcut
 
 
 def test_grouped_batch_norm_is_per_group_batch_norm_and_updates_running_stats_from_the_first_group():
-  x = jax.random.normal(jax.random.key(2), (8, 3, 3, 5)) * 2 + 1
+  x = rng.normal(jax.random.key(2), (8, 3, 3, 5)) * 2 + 1
   bn = batchnorm.GroupBatchNorm(group_size=4, decay=0.81)
   variables = bn.init(jax.random.key(0), x)
   scale, bias = np.linspace(0.5, 1.5, 5), np.linspace(-1, 1, 5)

@@ -8,14 +8,14 @@ import ml_collections
 import numpy as np
 import pytest
 
-from zerodiverse import models
+from zerodiverse import models, rng
 from zerodiverse.diagnostics import __main__ as cli
 from zerodiverse.diagnostics import signal
 
 
 def mlp(init="orthogonal", width=32):
   model = models.build(ml_collections.ConfigDict(dict(name="mlp", depth=1, width=width, hidden_init=init)), 10)
-  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+  x = rng.normal(jax.random.key(0), (4, 8, 8, 1))
   return model, model.init(jax.random.key(1), x), x
 
 
@@ -58,7 +58,7 @@ def test_train_mode_normalizes_with_batch_statistics():
   normalizes with the batch's statistics. Scaling the input by 30 scales the stem's output in both modes, but
   the first block conv (which reads relu(BN(stem))) only in eval mode."""
   model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme="he")), 10)
-  x = jax.random.normal(jax.random.key(0), (8, 8, 8, 3))
+  x = rng.normal(jax.random.key(0), (8, 8, 8, 3))
   variables = model.init(jax.random.key(1), x)
   labels = jnp.arange(8)
   norms = {(mode, scale): signal.layer_norms(model, variables, scale * x, labels, train=mode == "train")

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zerodiverse import inits
+from zerodiverse import inits, rng
 from zerodiverse.errors import ConfigError
 from zerodiverse.inits import fixup, risotto, zero_init
 
@@ -24,7 +24,7 @@ def mlp_jacobian_svals(kernel_init, depth: int, width: int, first, last, key) ->
       x = jax.nn.relu(x @ w)
     return x @ kernels[-1]
 
-  x = jax.random.normal(jax.random.key(1), (width,))
+  x = rng.normal(jax.random.key(1), (width,))
   return np.linalg.svd(np.asarray(jax.jit(jax.jacfwd(f))(x), np.float64), compute_uv=False)
 
 
@@ -88,7 +88,7 @@ def test_risotto_block_is_an_isometry_on_the_mirrored_state(n_in, n_out):
     out = skip + jax.nn.relu(h @ w1) @ w2
     return out
 
-  y = jax.random.normal(jax.random.key(4), (n_in,))
+  y = rng.normal(jax.random.key(4), (n_in,))
   out = block(y)
   np.testing.assert_allclose(out[:n_out], -out[n_out:], atol=1e-6)  # stays mirrored
   sv = np.linalg.svd(np.asarray(jax.jit(jax.jacfwd(lambda y: block(y)[:n_out]))(y)), compute_uv=False)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zerodiverse import determinism, layers
+from zerodiverse import determinism, layers, rng
 from zerodiverse.symmetry import distinct_slices as distinct
 
 # (batch, input size, in channels, out channels, kernel, stride): the convs of WRN-10-1 and WRN-16-4 on 8x8
@@ -62,7 +62,7 @@ class Net(nn.Module):
 def test_cpu_gradients_equal_xlas_own_up_to_rounding(padding, stride):
   """Strided, SAME and VALID convs on odd sizes, a 1x1 conv and a dense layer: parameter and input gradients."""
   net, plain = Net(padding, stride), Net(padding, stride, nn.Conv, nn.Dense)
-  x = jax.random.normal(jax.random.key(0), (10, 7, 7, 3))
+  x = rng.normal(jax.random.key(0), (10, 7, 7, 3))
   gen = np.random.default_rng(1)  # random parameters of init's shapes (compiling flax's initializers takes seconds)
   params = jax.tree.map(lambda s: jnp.asarray(gen.normal(size=s.shape) * 0.3, jnp.float32),
                         jax.eval_shape(net.init, jax.random.key(1), x)["params"])

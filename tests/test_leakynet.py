@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from zerodiverse import models, symmetry
+from zerodiverse import models, rng, symmetry
 from zerodiverse.errors import ConfigError
 from zerodiverse.models import leakynet
 from zerodiverse.train.step import cross_entropy
@@ -142,13 +142,13 @@ def perturbed(params, seed=1):
   """Random head (the init's is 0), nonzero b_i and BN affine, so every path carries gradient."""
   keys = iter(jax.random.split(jax.random.key(seed), 64))
   out = jax.tree.map(lambda v: v, params)
-  out["head"]["kernel"] = 0.1 * jax.random.normal(next(keys), params["head"]["kernel"].shape)
+  out["head"]["kernel"] = 0.1 * rng.normal(next(keys), params["head"]["kernel"].shape)
   for name, layer in out.items():
     if name.startswith("layer"):
-      layer["bias"] = 0.05 * jax.random.normal(next(keys), ())
+      layer["bias"] = 0.05 * rng.normal(next(keys), ())
       if "bn" in layer:
-        layer["bn"]["scale"] = 1 + 0.1 * jax.random.normal(next(keys), layer["bn"]["scale"].shape)
-        layer["bn"]["bias"] = 0.1 * jax.random.normal(next(keys), layer["bn"]["bias"].shape)
+        layer["bn"]["scale"] = 1 + 0.1 * rng.normal(next(keys), layer["bn"]["scale"].shape)
+        layer["bn"]["bias"] = 0.1 * rng.normal(next(keys), layer["bn"]["bias"].shape)
   return out
 
 

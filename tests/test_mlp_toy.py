@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from zerodiverse import rng
 from zerodiverse.models import mlp
 from zerodiverse.train.step import make_train_step
 
@@ -24,7 +25,7 @@ def initial_logits(width, k, inputs, draws=2000):
 def test_initial_logits_spread_does_not_depend_on_the_number_of_unique_features():
   """Unscaled shared head rows would give std ratios sqrt(64 / k): 8 at k = 1, 2 at k = 16 (of 64); measured here
   over 2000 inits, the ratios stay within 10 % of 1 (the estimate's own spread is about 2 %)."""
-  inputs = jax.random.normal(jax.random.key(1), (16, 16))
+  inputs = rng.normal(jax.random.key(1), (16, 16))
   distinct = initial_logits(64, 0, inputs).std()
   for k in (1, 3, 16):  # k = 3 leaves groups of unequal size (22, 21, 21)
     assert initial_logits(64, k, inputs).std() / distinct == pytest.approx(1.0, abs=0.1), k
@@ -34,7 +35,7 @@ def test_duplicated_units_stay_bitwise_identical_under_exact_sgd():
   width, k = 10, 4  # groups of 3, 3, 2 and 2 copies
   model = mlp.MLP(num_classes=10, width=width, unique_features=k)
   optimizer = lambda lr: optax.sgd(lr, momentum=0.9)
-  images = jax.random.normal(jax.random.key(2), (32, 4, 4, 1))
+  images = rng.normal(jax.random.key(2), (32, 4, 4, 1))
   params = model.init(jax.random.key(0), images)["params"]
   before = np.asarray(params["hidden"]["kernel"])  # the step donates its input buffers
   state = {"params": params, "batch_stats": {}, "opt_state": optimizer(0.1).init(params), "step": jnp.zeros((), jnp.int32)}

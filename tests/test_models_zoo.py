@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from zerodiverse import defaults, models
+from zerodiverse import defaults, models, rng
 from zerodiverse.errors import ConfigError
 from zerodiverse.models import preact
 from zerodiverse.run import train_and_evaluate
@@ -43,7 +43,7 @@ def model_cfg(name, init, **kw):
 
 def batch(name, n=2):
   size = SHAPES[name][1]
-  x = jax.random.normal(jax.random.key(0), (n, size, size, 3))
+  x = rng.normal(jax.random.key(0), (n, size, size, 3))
   return {"image": x, "label": jnp.arange(n) % 10}
 
 
@@ -95,7 +95,7 @@ def test_branches_are_zero_so_each_block_computes_its_skip_at_init(init):
 def test_risotto_wrn_block_is_an_isometry_at_init():
   """A stride-1 widening block of the real model (BN in eval mode at init: factor 1/sqrt(1 + 1e-5))."""
   model = models.build(model_cfg("wrn", "risotto", width=2), 10)  # 16 -> 32 channels in stage 1
-  x = jax.random.normal(jax.random.key(0), (1, 2, 2, 3))
+  x = rng.normal(jax.random.key(0), (1, 2, 2, 3))
   variables = init_vars(model, x)
   block = preact.Block(32, 1, False, model.opts)
   bvars = {"params": variables["params"]["stage1_block0"],
@@ -105,7 +105,7 @@ def test_risotto_wrn_block_is_an_isometry_at_init():
     state = jnp.concatenate([y, -y], axis=-1)
     return block.apply(bvars, state, train=False)[..., :16]
 
-  y = jax.random.normal(jax.random.key(1), (1, 2, 2, 8))
+  y = rng.normal(jax.random.key(1), (1, 2, 2, 8))
   out = block.apply(bvars, jnp.concatenate([y, -y], -1), train=False)
   np.testing.assert_allclose(out[..., :16], -out[..., 16:], atol=1e-5)
   jac = jax.jacfwd(f)(y).reshape(2 * 2 * 16, 2 * 2 * 8)

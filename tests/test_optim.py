@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zerodiverse import defaults
+from zerodiverse import defaults, rng
 from zerodiverse.train import optim
 
 
@@ -30,7 +30,7 @@ def test_rate_as_input_updates_like_the_scheduled_optimizer_bitwise():
   scheduled = optax.chain(optax.add_decayed_weights(train.weight_decay),
                           optax.sgd(optim.schedule(train, 50), momentum=train.momentum))
   optimizer, rates = optim.make(train), optim.learning_rates(train, 50)
-  params = {"w": jax.random.normal(jax.random.key(0), (8, 8)), "b": jnp.ones(8)}
+  params = {"w": rng.normal(jax.random.key(0), (8, 8)), "b": jnp.ones(8)}
   a_state, b_state = scheduled.init(params), optimizer(0.0).init(params)
   assert jax.tree.structure(a_state) == jax.tree.structure(b_state)  # checkpoints keep their layout
   a = b = params
@@ -46,7 +46,7 @@ def test_rate_as_input_updates_like_the_scheduled_optimizer_bitwise():
     return optax.apply_updates(p, u), s
 
   for t in range(50):
-    grads = jax.tree.map(lambda x: jax.random.normal(jax.random.fold_in(jax.random.key(1), t), x.shape), params)
+    grads = jax.tree.map(lambda x: rng.normal(jax.random.fold_in(jax.random.key(1), t), x.shape), params)
     a, a_state = old(a, a_state, grads)
     b, b_state = new(b, b_state, grads, rates[t])
   jax.tree.map(np.testing.assert_array_equal, a, b)

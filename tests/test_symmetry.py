@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from zerodiverse import models, symmetry
+from zerodiverse import models, rng, symmetry
 from zerodiverse.inits.perturb import perturb
 
 
@@ -29,8 +29,8 @@ def test_identical_channels_are_perfectly_symmetric():
 
 
 def test_known_correlations():
-  rng = np.random.default_rng(2)
-  z = np.linalg.qr(rng.normal(size=(50, 2)) - 0)[0]
+  generator = np.random.default_rng(2)
+  z = np.linalg.qr(generator.normal(size=(50, 2)) - 0)[0]
   z = z - z.mean(0)  # centred, not exactly unit; Pearson ignores the norm
   a, b = z[:, 0], z[:, 1] - z[:, 1] @ z[:, 0] / (z[:, 0] @ z[:, 0]) * z[:, 0]
   a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
@@ -68,9 +68,9 @@ def test_random_channels_match_their_expected_statistics():
 
 
 def test_weight_metrics_use_the_heads_input_rows():
-  rng = np.random.default_rng(5)
+  generator = np.random.default_rng(5)
   params = {"conv": {"kernel": identical(4)},
-            "head": {"kernel": np.repeat(rng.normal(size=(1, 10)).astype(np.float32), 6, axis=0)}}
+            "head": {"kernel": np.repeat(generator.normal(size=(1, 10)).astype(np.float32), 6, axis=0)}}
   m = symmetry.weight_metrics(params)
   assert set(m["conv"]) == set(symmetry.WEIGHT_METRICS) | {"distinct"}
   assert m["conv"]["distinct"] == 1 and m["conv"]["spread"] == 0.0
@@ -95,11 +95,11 @@ def authors_pair_correlation(torch_weight, rows: str) -> float:
 
 
 def test_authors_correlations_and_diversity_match_their_definitions():
-  rng = np.random.default_rng(6)
-  shared = rng.normal(size=(1, 1, 3, 3))
-  torch_conv = (0.8 * shared + 0.6 * rng.normal(size=(6, 5, 3, 3))).astype(np.float32)  # (out, in, kh, kw)
+  generator = np.random.default_rng(6)
+  shared = generator.normal(size=(1, 1, 3, 3))
+  torch_conv = (0.8 * shared + 0.6 * generator.normal(size=(6, 5, 3, 3))).astype(np.float32)  # (out, in, kh, kw)
   torch_conv[2] = 0.0  # a dead filter: constant rows count as correlation 1
-  torch_dense = rng.normal(size=(10, 7)).astype(np.float32)  # (out, in)
+  torch_dense = generator.normal(size=(10, 7)).astype(np.float32)  # (out, in)
   params = {"conv": {"kernel": np.transpose(torch_conv, (2, 3, 1, 0))}, "head": {"kernel": torch_dense.T}}
   m = symmetry.weight_metrics(params)
   for layer, w in (("conv", torch_conv), ("head", torch_dense)):
@@ -164,7 +164,7 @@ class ScaledConv(nn.Module):
 
 def test_a_kernel_scaled_per_output_channel_is_one_functional_channel():
   model = ScaledConv()
-  images = jax.random.normal(jax.random.key(0), (4, 6, 6, 2))
+  images = rng.normal(jax.random.key(0), (4, 6, 6, 2))
   variables = model.init(jax.random.key(1), images)
   params = jax.tree.map(np.asarray, variables["params"])
   first = params["conv"]["kernel"][..., :1]
@@ -180,7 +180,7 @@ def test_a_kernel_scaled_per_output_channel_is_one_functional_channel():
 
 def constnet_record(init: str, eps: float) -> dict:
   model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme=init)), 10)
-  images = jax.random.normal(jax.random.key(0), (16, 8, 8, 3))
+  images = rng.normal(jax.random.key(0), (16, 8, 8, 3))
   variables = model.init(jax.random.key(1), images)
   params = perturb(jax.random.key(2), variables["params"], eps)
   return symmetry.record(params, variables["batch_stats"], symmetry.make_probe(model), images)

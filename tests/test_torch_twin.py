@@ -90,7 +90,7 @@ def both_sides(config, batch, train=True):
   params = jax.device_get(state["params"])
   if "head" in params and not np.any(params["head"]["kernel"]):  # ConstNet's zero head: make logits nonzero
     params["head"]["kernel"] = np.asarray(
-        jax.random.normal(jax.random.key(1), params["head"]["kernel"].shape)) * 0.1
+        rng.normal(jax.random.key(1), params["head"]["kernel"].shape)) * 0.1
   structure = tuple(sorted((k, v) for k, v in config.model.items()
                             if k != defaults.init_field(config.model.name) or config.model.name == "leakynet"))
   (_, (logits, stats)), grads = jax_grad_fn(structure, train)(params, state["batch_stats"], batch["image"],
