@@ -49,8 +49,8 @@ def batch(name, n=2):
 
 @pytest.mark.parametrize("name,init", CASES)
 def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
-  """Init jitted with FAST; the step is the runs' jitted step, whose compiled program the persistent cache
-  shares between schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
+  """Init and the runs' train step compiled with FAST; the persistent cache shares the step's program between
+  schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
   model = models.build(model_cfg(name, init), 10)
   b = batch(name)
   optimizer = lambda lr: optax.sgd(lr, momentum=0.9)
@@ -58,7 +58,8 @@ def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
   state = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {}),
            "opt_state": optimizer(0.01).init(variables["params"]), "step": jnp.zeros((), jnp.int32)}
   before = jax.tree.map(np.array, state["params"])  # copies: the step donates the state
-  state, metrics = make_train_step(model, optimizer)(state, b, jax.random.key(1), 0.01)
+  args = (state, b, jax.random.key(1), np.float32(0.01))
+  state, metrics = fast_jit(make_train_step(model, optimizer), *args)(*args)
   assert bool(metrics["finite"])
   moved = jax.tree.map(lambda a, b: bool(np.any(a != np.asarray(b))), before, state["params"])
   assert any(jax.tree.leaves(moved))

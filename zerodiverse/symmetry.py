@@ -203,7 +203,10 @@ def weight_metrics(params, head: str = "head") -> dict:
   return out
 
 
-@functools.partial(jax.jit, static_argnums=1)
+# A few small reductions per layer: XLA's backend optimizations would hardly speed them up, and without them
+# the compile that every run pays per kernel shape, at its first symmetry record, takes about half as long.
+@functools.partial(jax.jit, static_argnums=1,
+                   compiler_options={"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True})
 def _weight_stats(kernel, axis: int) -> dict:
   """One layer's WEIGHT_METRICS, compiled once per kernel shape: layers of one shape (most of a deep
   network's) and runs of other depths share the program."""
