@@ -7,6 +7,7 @@ compiled again, so every bitwise comparison means what it meant without the cach
 """
 
 import atexit
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -36,6 +37,10 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# XLA's cheapest CPU compile, for tests that check structure or compare within a float32 tolerance: compile
+# time is all they spend.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
   """ConstNet D=10 k=1 on the embedded digits, a few dozen steps: the smallest real run."""
@@ -54,6 +59,14 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
       node = node[p]
     node[leaf] = value
   return config
+
+
+def config_module(name: str):
+  """configs/<name>.py as a module (its get_config)."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def write_fake_cifar10(root: str, per_batch: int = 100, seed: int = 0) -> str:

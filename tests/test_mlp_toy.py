@@ -6,12 +6,10 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import FAST_COMPILE
 from zerodiverse import rng
 from zerodiverse.models import mlp
 from zerodiverse.train.step import make_train_step
-
-# XLA's cheapest CPU settings for the many-init statistics: they only need the init's distribution.
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def initial_logits(width, k, inputs, draws=2000):
@@ -19,7 +17,7 @@ def initial_logits(width, k, inputs, draws=2000):
   model = mlp.MLP(num_classes=10, width=width, unique_features=k)
   keys = jax.random.split(jax.random.key(0), draws)
   logits = jax.jit(jax.vmap(lambda key: model.apply(model.init(key, inputs), inputs)))
-  return np.asarray(logits.lower(keys).compile(FAST)(keys))
+  return np.asarray(logits.lower(keys).compile(FAST_COMPILE)(keys))  # only the init's distribution matters
 
 
 def test_initial_logits_spread_does_not_depend_on_the_number_of_unique_features():

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import FAST_COMPILE
 from zerodiverse import defaults, models, rng
 from zerodiverse.errors import ConfigError
 from zerodiverse.models import preact
@@ -20,14 +21,10 @@ NOT_APPLICABLE = {("resnet50", "risotto"), ("resnet50", "delta_orthogonal")}
 CASES = [(m, s) for m in SHAPES for s in preact.SCHEMES if (m, s) not in NOT_APPLICABLE]
 
 
-# XLA's cheapest CPU settings: these tests check structure and finiteness, so compile time is all that matters.
-FAST = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
 def fast_jit(fn, *args):
-  """fn (jitted or not) compiled with FAST for `args`."""
+  """fn (jitted or not) compiled with FAST_COMPILE for `args`: these tests check structure and finiteness."""
   fn = fn if hasattr(fn, "lower") else jax.jit(fn)
-  return fn.lower(*args).compile(FAST)
+  return fn.lower(*args).compile(FAST_COMPILE)
 
 
 def init_vars(model, x, seed=0):
@@ -49,7 +46,7 @@ def batch(name, n=2):
 
 @pytest.mark.parametrize("name,init", CASES)
 def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
-  """Init and the runs' train step compiled with FAST; the persistent cache shares the step's program between
+  """Init and the runs' train step compiled with FAST_COMPILE; the persistent cache shares the step's program between
   schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
   model = models.build(model_cfg(name, init), 10)
   b = batch(name)

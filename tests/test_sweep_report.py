@@ -1,6 +1,5 @@
 """Sweep grids: a 2x2 grid runs in parallel processes, a killed arm resumes, the report names every arm."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,21 +8,12 @@ import time
 
 import pytest
 
-from conftest import launch
+from conftest import REPO, config_module, launch
 from zerodiverse import report, sweep
 from zerodiverse import workdir as workdirs
 from zerodiverse.errors import ConfigError
 from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.checkpoint import Checkpointer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def config_module(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def test_grid_names_and_overrides():

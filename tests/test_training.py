@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import launch, tiny_config, write_fake_cifar10
+from conftest import config_module, launch, tiny_config, write_fake_cifar10
 from zerodiverse import data, record, run
 from zerodiverse import workdir as workdirs
 from zerodiverse.errors import ConfigError, Diverged, UserError, WorkdirError
@@ -25,9 +25,14 @@ def symmetric_and_noisy(tmp_path_factory):
   out = {}
   for name, eps in (("none", 0.0), ("noise", 1e-3)):
     workdir = tmp_path_factory.mktemp(name)
-    config = tiny_config(**{"train.steps": 260, "train.lr_drop_at": (0.8,), "breaker.init_noise": eps})
-    out[name] = (train_and_evaluate(config, str(workdir)), workdir)
+    out[name] = (train_and_evaluate(long_config(**{"breaker.init_noise": eps}), str(workdir)), workdir)
   return out
+
+
+def long_config(**overrides):
+  """The fixture's runs: 260 steps, two evals and checkpoints."""
+  return tiny_config(**{"train.steps": 260, "train.lr_drop_at": (0.8,), "train.eval_every": 130,
+                        "train.checkpoint_every": 130, **overrides})
 
 
 def test_no_breaker_keeps_every_layer_at_one_distinct_channel(symmetric_and_noisy):
@@ -64,7 +69,7 @@ def test_summary_records_what_makes_the_run_reproducible(symmetric_and_noisy):
 def test_finished_run_relaunched_says_so_and_leaves_its_summary_as_it_was(symmetric_and_noisy, capsys):
   summary, workdir = symmetric_and_noisy["none"]
   before = open(workdir / "summary.json", "rb").read()
-  again = train_and_evaluate(tiny_config(**{"train.steps": 260, "train.lr_drop_at": (0.8,)}), str(workdir))
+  again = train_and_evaluate(long_config(), str(workdir))
   assert "holds a finished run (260 steps)" in capsys.readouterr().out
   assert open(workdir / "summary.json", "rb").read() == before
   assert again["param_fingerprint"] == summary["param_fingerprint"]
@@ -76,8 +81,7 @@ def test_other_config_in_the_same_workdir_is_refused_and_nothing_is_overwritten(
   _, workdir = symmetric_and_noisy["none"]
   before = {f: open(workdir / f, "rb").read() for f in ("config.json", "summary.json", "metrics.jsonl")}
   with pytest.raises(WorkdirError, match=r"config\.train\.lr: stored 0\.05, now 0\.1"):
-    train_and_evaluate(tiny_config(**{"train.steps": 260, "train.lr_drop_at": (0.8,), "train.lr": 0.1}),
-                               str(workdir))
+    train_and_evaluate(long_config(**{"train.lr": 0.1}), str(workdir))
   assert before == {f: open(workdir / f, "rb").read() for f in before}
 
 
@@ -106,9 +110,10 @@ def test_summary_is_strict_json(tmp_path):
 
 def test_data_replaced_between_kill_and_resume_is_refused(tmp_path):
   write_fake_cifar10(str(tmp_path / "data"))
-  config = tiny_config(**{"data.name": "cifar10", "data.dir": str(tmp_path / "data"), "train.steps": 2,
-                          "train.batch_size": 8, "train.eval_batch_size": 100, "train.checkpoint_every": 1,
-                          "train.log_every": 1, "train.eval_every": 2, "model.depth": 7})
+  config = config_module("constnet_cifar10").get_config("smoke")  # RUN's model and batches: one compile for both
+  config.data.dir = str(tmp_path / "data")
+  config.train.update(steps=2, batch_size=16, eval_batch_size=100, checkpoint_every=1, log_every=1, eval_every=2,
+                      progress=False)
   train_and_evaluate(config, str(tmp_path / "w"))
   shutil.rmtree(tmp_path / "w" / "checkpoints" / "2")  # as if killed after step 1
   os.remove(tmp_path / "w" / "summary.json")
@@ -118,7 +123,7 @@ def test_data_replaced_between_kill_and_resume_is_refused(tmp_path):
 
 
 RUN = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.steps=48",
-       "--config.train.batch_size=16", "--config.train.checkpoint_every=5", "--config.train.eval_every=48",
+       "--config.train.batch_size=16", "--config.train.checkpoint_every=16", "--config.train.eval_every=48",
        "--config.train.eval_batch_size=100", "--config.train.progress=false"]
 
 
