@@ -121,8 +121,8 @@ def test_zero_init_is_deterministic_and_trains_without_a_breaker(tmp_path):
   config.determinism = "nondeterministic_allowed"  # the backend is already up in this process; XLA flags cannot change now
   config.model.update(name="wrn", depth=10, width=1, scheme="zero")
   config.data.update(name="digits", augment=False)
-  config.train.update(epochs=0.0, steps=150, batch_size=64, lr=0.05, lr_drop_at=(0.75,), log_every=10,
-                      eval_every=150, eval_batch_size=360, checkpoint_every=150, progress=False)
+  config.train.update(epochs=0.0, steps=60, batch_size=64, lr=0.05, lr_drop_at=(0.75,), log_every=10,
+                      eval_every=60, eval_batch_size=360, checkpoint_every=60, progress=False)
   summary = train_and_evaluate(config, str(tmp_path))
   train = [r["loss"] for r in MetricsLog(str(tmp_path / "metrics.jsonl")).records() if r["split"] == "train"]
   print(summary["final_test_accuracy"], train[0], train[-1], summary["distinct_channels"])
