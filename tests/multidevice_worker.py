@@ -36,7 +36,8 @@ def one_step_on(devices, config):
   optimizer, lrs = optim.make(config.train), optim.learning_rates(config.train, config.train.steps)
   mesh = parallel.make_mesh(config.parallel, devices)
   key = rng.root_key(0)
-  state = parallel.replicate(init_state(model, optimizer(lrs[0]), stream.batch(0)["image"][:1], key, breakers.init_noise(config)), mesh)
+  state = init_state(model, optimizer(lrs[0]), stream.batch(0)["image"][:1], key, breakers.init_noise(config))
+  state = parallel.replicate(state, mesh)
   step = make_train_step(model, optimizer)  # the runs' step: their compiled program is this one
   for s in range(3):
     state, metrics = step(state, parallel.shard_batch(stream.batch(s), mesh, config.train.batch_size), key,

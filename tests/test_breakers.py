@@ -292,7 +292,8 @@ def test_every_accepted_setting_breaks_a_constnets_symmetry_within_50_steps(brea
   model = models.build(cfg.model, ds.num_classes)
   optimizer, lrs = optim.make(cfg.train), optim.learning_rates(cfg.train, 50)
   key = rng.root_key(cfg.seed)
-  state = step_lib.init_state(model, optimizer(lrs[0]), jnp.asarray(stream.batch(0)["image"][:1]), key, breakers.init_noise(cfg))
+  state = step_lib.init_state(model, optimizer(lrs[0]), jnp.asarray(stream.batch(0)["image"][:1]), key,
+                              breakers.init_noise(cfg))
   assert set(symmetry.distinct_channels(state["params"]).values()) == {1}
   # Every 3x3 conv, the stem and the head end with all channels bitwise distinct. The 1x1 shortcuts are left
   # out: under reorder some of their channels stay bitwise equal for hundreds of steps (ConstNet 10-1 on

@@ -36,7 +36,8 @@ def test_duplicated_units_stay_bitwise_identical_under_exact_sgd():
   images = rng.normal(jax.random.key(2), (32, 4, 4, 1))
   params = model.init(jax.random.key(0), images)["params"]
   before = np.asarray(params["hidden"]["kernel"])  # the step donates its input buffers
-  state = {"params": params, "batch_stats": {}, "opt_state": optimizer(0.1).init(params), "step": jnp.zeros((), jnp.int32)}
+  state = {"params": params, "batch_stats": {}, "opt_state": optimizer(0.1).init(params),
+           "step": jnp.zeros((), jnp.int32)}
   step = make_train_step(model, optimizer)
   for i in range(30):
     batch = {"image": images, "label": (jnp.arange(32) + i) % 10}

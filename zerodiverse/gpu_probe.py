@@ -78,8 +78,8 @@ def prepare(args, path: str) -> None:
   model = models.build(config.model, NUM_CLASSES)
   optimizer = optim.make(config.train)
   lrs = optim.learning_rates(config.train, max(args.steps, 1))
-  state = step.init_state(model, optimizer(config.train.lr), jax.numpy.asarray(probe[0][:1]), rng.root_key(config.seed),
-                          breakers.init_noise(config))
+  state = step.init_state(model, optimizer(config.train.lr), jax.numpy.asarray(probe[0][:1]),
+                          rng.root_key(config.seed), breakers.init_noise(config))
   train_step = step.make_train_step(model, optimizer)
   for lr, (images, labels) in zip(lrs, train):
     state, _ = train_step(state, {"image": images, "label": labels}, rng.root_key(config.seed), lr)

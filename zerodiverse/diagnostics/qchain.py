@@ -14,7 +14,7 @@ itself is exact at any width; the spread around it is what mean field misses at 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from zerodiverse import rng
 
@@ -34,7 +34,7 @@ def _transition_cdf(t: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
   u = width * t[None, :] / s[:, None]
   out = np.full(u.shape, weights[0])
   for k in range(1, width + 1):
-    out += weights[k] * stats.chi2.cdf(u, k)
+    out += weights[k] * special.chdtr(k, u)  # stats.chi2.cdf(u, k) without its argument checks (u > 0)
   return out
 
 

@@ -57,8 +57,8 @@ def step_seed(seed: int, name: str, step: int) -> int:
 def initial_model(config, dataset, example: np.ndarray, device) -> torch.nn.Module:
   """The torch model holding exactly the JAX initializers' numbers (init-noise breaker included)."""
   flax_model = models.build(config.model, dataset.num_classes, config.breaker.dropout)
-  state = init_state(flax_model, optim.make(config.train)(config.train.lr), jnp.asarray(example), rng.root_key(config.seed),
-                     breakers.init_noise(config))
+  state = init_state(flax_model, optim.make(config.train)(config.train.lr), jnp.asarray(example),
+                     rng.root_key(config.seed), breakers.init_noise(config))
   model = torch_models.build(config.model, dataset.num_classes, example.shape[1:], config.breaker.dropout)
   convert.load_flax(model, jax.device_get(state["params"]), jax.device_get(state["batch_stats"]))
   return model.to(device)

@@ -1,8 +1,6 @@
 """Pure train and eval steps. A train step is `(state, batch, key, lr) -> (state, metrics)`; every random
 choice inside it comes from fold_in(key, step) and a named stream below that."""
 
-from typing import Callable
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,6 +8,7 @@ import optax
 
 from zerodiverse import breakers, rng
 from zerodiverse.inits import perturb
+from zerodiverse.train import optim
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, example: jax.Array, key: jax.Array,
@@ -26,7 +25,7 @@ def cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_train_step(model: nn.Module, optimizer: Callable[[jax.Array], optax.GradientTransformation],
+def make_train_step(model: nn.Module, optimizer: optim.Optimizer,
                     grad_breakers: breakers.GradBreakers = breakers.GradBreakers()):
   """The jitted step; `optimizer(lr)` is the update rule at this step's learning rate; `grad_breakers`
   perturb the gradients before the optimizer (none: no extra op)."""
