@@ -44,7 +44,7 @@ def main():
   args = parser.parse_args()
   cfg = defaults.base()
   cfg.data.dir = args.data_dir
-  cfg.model.depth, cfg.model.width, cfg.model.init = 10, 1, "he"
+  cfg.model.depth, cfg.model.width, cfg.model.scheme = 10, 1, "he"
   cfg.train.epochs, cfg.train.steps, cfg.train.batch_size = 0.0, 20, 128
   losses, fingerprint = run(cfg)
   out = {"xla_flags": flags["xla_flags"], "loss": losses, "fingerprint": fingerprint}
