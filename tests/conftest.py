@@ -37,10 +37,6 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# XLA's cheapest CPU compile, for tests that check structure or compare within a float32 tolerance: compile
-# time is all they spend.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
   """ConstNet D=10 k=1 on the embedded digits, a few dozen steps: the smallest real run."""

@@ -7,8 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import FAST_COMPILE
-from zerodiverse import defaults, models, rng
+from zerodiverse import defaults, determinism, models, rng
 from zerodiverse.errors import ConfigError
 from zerodiverse.models import preact
 from zerodiverse.run import train_and_evaluate
@@ -22,9 +21,10 @@ CASES = [(m, s) for m in SHAPES for s in preact.SCHEMES if (m, s) not in NOT_APP
 
 
 def fast_jit(fn, *args):
-  """fn (jitted or not) compiled with FAST_COMPILE for `args`: these tests check structure and finiteness."""
+  """fn (jitted or not) compiled with determinism.FAST_COMPILE for `args`: these tests check structure and
+  finiteness."""
   fn = fn if hasattr(fn, "lower") else jax.jit(fn)
-  return fn.lower(*args).compile(FAST_COMPILE)
+  return fn.lower(*args).compile(determinism.FAST_COMPILE)
 
 
 def init_vars(model, x, seed=0):
@@ -46,8 +46,8 @@ def batch(name, n=2):
 
 @pytest.mark.parametrize("name,init", CASES)
 def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
-  """Init and the runs' train step compiled with FAST_COMPILE; the persistent cache shares the step's program between
-  schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
+  """Init and the runs' train step compiled with determinism.FAST_COMPILE; the persistent cache shares the
+  step's program between schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
   model = models.build(model_cfg(name, init), 10)
   b = batch(name)
   optimizer = lambda lr: optax.sgd(lr, momentum=0.9)

@@ -19,7 +19,6 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import FAST_COMPILE
 from zerodiverse import determinism
 
 determinism.apply("deterministic")  # before any JAX computation (at collection), as launch.py does it
@@ -80,7 +79,8 @@ def jax_grad_fn(model_items: tuple, train: bool):
                                   mutable=["batch_stats"])
     return cross_entropy(logits, labels).mean(), (logits, updates.get("batch_stats", {}))
 
-  return jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=FAST_COMPILE)  # compared within tolerances
+  # Compared within tolerances: XLA's cheapest compile suffices.
+  return jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=determinism.FAST_COMPILE)
 
 
 def both_sides(config, batch, train=True):

@@ -28,6 +28,9 @@ DETERMINISTIC_XLA_FLAGS = (
 CPU_XLA_FLAGS = (
     "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",
 )
+# Compiler options (per jit, not process-wide) for programs that spend more time compiling than running: no
+# LLVM optimization and none of its expensive passes. The train and eval steps keep XLA's defaults.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 PRNG_IMPL = "threefry2x32"
 DETERMINISTIC_MATMUL_PRECISION = "highest"
 TF32_MATMUL_PRECISION = "tensorfloat32"

@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zerodiverse import determinism
 from zerodiverse.rng import path_name
 
 THRESHOLD = 1e-2  # func_spread at which a layer counts as broken: its channels differ by 1 % of their std
@@ -205,8 +206,7 @@ def weight_metrics(params, head: str = "head") -> dict:
 
 # A few small reductions per layer: XLA's backend optimizations would hardly speed them up, and without them
 # the compile that every run pays per kernel shape, at its first symmetry record, takes about half as long.
-@functools.partial(jax.jit, static_argnums=1,
-                   compiler_options={"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True})
+@functools.partial(jax.jit, static_argnums=1, compiler_options=determinism.FAST_COMPILE)
 def _weight_stats(kernel, axis: int) -> dict:
   """One layer's WEIGHT_METRICS, compiled once per kernel shape: layers of one shape (most of a deep
   network's) and runs of other depths share the program."""

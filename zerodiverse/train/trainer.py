@@ -23,7 +23,7 @@ class JaxBackend:
     parallel.check_divisible(config.train.eval_batch_size, self.mesh, "eval_batch_size")
     model = models.for_run(config, dataset.num_classes)
     optimizer = optim.make(config.train)
-    self.lrs = optim.learning_rates(config.train, num_steps)
+    self._lrs = optim.learning_rates(config.train, num_steps)
     self._lr_on_mesh = {}  # one replicated scalar per distinct rate
     self.key = rng.root_key(config.seed)
     example = jnp.asarray(stream.batch(0, slice(0, 1))["image"])
@@ -40,7 +40,7 @@ class JaxBackend:
   def train_step(self, step: int) -> dict:
     batch_size = self.config.train.batch_size
     local = self.stream.batch(step, parallel.local_rows(batch_size))
-    lr = self.lrs[step]
+    lr = self._lrs[step]
     if lr not in self._lr_on_mesh:
       self._lr_on_mesh[lr] = parallel.replicate(lr, self.mesh)
     self.state, metrics = self._train_step(self.state, parallel.shard_batch(local, self.mesh, batch_size),
@@ -48,7 +48,7 @@ class JaxBackend:
     return metrics
 
   def lr(self, step: int) -> float:
-    return float(self.lrs[step])
+    return float(self._lrs[step])
 
   def evaluate(self) -> dict:
     batch_size = self.config.train.eval_batch_size
