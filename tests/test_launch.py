@@ -3,10 +3,11 @@
 import errno
 import json
 import os
+import subprocess
 import sys
 
-from conftest import launch, tiny_config
-from zerodiverse import run, sweep
+from conftest import REPO, config_module, launch, tiny_config
+from zerodiverse import determinism, run, sweep
 from zerodiverse import workdir as workdirs
 from zerodiverse.errors import UserError
 
@@ -14,23 +15,41 @@ SMOKE = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.progre
 
 
 def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path, fake_cifar_dir):
-  # configs/constnet_cifar10.py trains for epochs: --config.train.steps alone makes it train for steps.
+  # configs/constnet_cifar10.py trains for epochs at depth 16: --config.train.steps alone makes it train for
+  # steps. The model and batch sizes are test_training's RUN (constnet_cifar10:smoke), so the compiled programs
+  # are shared.
+  assert config_module("constnet_cifar10").get_config().model.depth != 10
   result = launch("--config", "configs/constnet_cifar10.py", "--config.train.progress=false",
-                  f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=7", "--config.model.width=1",
-                  "--config.determinism=nondeterministic_allowed", "--config.train.steps=3",
-                  "--config.train.batch_size=8", "--config.model.bn_group_size=0", "--config.train.eval_batch_size=50",
-                  "--workdir", str(tmp_path))
+                  f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=10", "--config.model.width=1",
+                  "--config.train.steps=3", "--config.train.batch_size=16", "--config.model.bn_group_size=0",
+                  "--config.train.eval_batch_size=100", "--workdir", str(tmp_path))
   assert result.returncode == 0, result.stderr[-2000:]
   summary = json.load(open(tmp_path / "summary.json"))
-  assert summary["model"]["depth"] == 7 and summary["steps"] == 3 and summary["length_from"] == "train.steps"
+  assert summary["model"]["depth"] == 10 and summary["steps"] == 3 and summary["length_from"] == "train.steps"
   assert json.load(open(tmp_path / "config.json"))["train"]["epochs"] == 0
-  assert summary["determinism"]["mode"] == "nondeterministic_allowed"
-  assert "deterministic_ops" not in summary["determinism"]["xla_flags"]  # XLA left free
-  assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"  # pinned in both modes
-  assert sorted(summary["distinct_channels"]) == ["head", "stage1_block0/conv", "stage2_block0/conv",
-                                                  "stage2_block0/shortcut", "stage3_block0/conv",
-                                                  "stage3_block0/shortcut", "stem"]
+  assert summary["determinism"]["mode"] == "deterministic"
+  assert "--xla_gpu_deterministic_ops=true" in summary["determinism"]["xla_flags"].split()
+  assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"
+  assert sorted(summary["distinct_channels"]) == sorted(
+      ["head", "stem", "stage2_block0/shortcut", "stage3_block0/shortcut"] +
+      [f"stage{s}_block{b}/conv" for s in (1, 2, 3) for b in (0, 1)])
   assert "final test accuracy" in result.stdout
+
+
+def test_nondeterministic_allowed_leaves_xla_free_under_a_deterministic_parent():
+  """What a run's process does first (zerodiverse.process.start), in a child of this test process, whose
+  XLA_FLAGS ask for deterministic kernels (conftest applied `deterministic`)."""
+  assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"].split()
+  code = ("import json; from zerodiverse import defaults, process; c = defaults.base(); "
+          "c.determinism = 'nondeterministic_allowed'; print(json.dumps(process.start(c)))")
+  child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO)
+  assert child.returncode == 0, child.stderr[-2000:]
+  in_force = json.loads(child.stdout.splitlines()[-1])
+  flags = in_force["xla_flags"].split()
+  assert in_force["mode"] == "nondeterministic_allowed" and in_force["jax_default_prng_impl"] == "threefry2x32"
+  assert not any("deterministic_ops" in f or "exclude_nondeterministic" in f for f in flags), flags
+  assert set(determinism.CPU_XLA_FLAGS) <= set(flags)  # speed flags stay in both modes
 
 
 def _fails_in_one_line(result, *fragments):
