@@ -150,6 +150,20 @@ def test_digits_are_embedded_with_a_fixed_split():
   np.testing.assert_array_equal(ds.test_images, again.test_images)
 
 
+def test_digits_are_what_sklearns_load_digits_returns():
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  from zerodiverse.data import digits  # pylint: disable=g-import-not-at-top
+  reference = load_digits()
+  mine = digits.load()
+  images = np.concatenate([mine["train_images"], mine["test_images"]])[..., 0]
+  labels = np.concatenate([mine["train_labels"], mine["test_labels"]])
+  order = np.random.default_rng(digits.SPLIT_SEED).permutation(len(reference.target))
+  order = np.concatenate([order[digits.TEST_SIZE:], order[:digits.TEST_SIZE]])  # train rows, then test rows
+  np.testing.assert_array_equal(images, np.round(reference.images[order] * (255.0 / 16.0)).astype(np.uint8))
+  np.testing.assert_array_equal(labels, reference.target[order])
+  assert mine["train_images"].shape == (1437, 8, 8, 1)
+
+
 def test_tfds_builder_prepares_from_binary_files_and_reads_back_without_tensorflow(tmp_path):
   """The real preparation, offline: the binary layout as the manual folder, ArrayRecord written, read back."""
   import tensorflow_datasets as tfds

@@ -32,6 +32,12 @@ def init_vars(model, x, seed=0):
   return fast_jit(lambda k: model.init(k, x), key)(key)
 
 
+def apply_with_intermediates(model, variables, x):
+  """model.apply in eval mode, returning (logits, {"intermediates": ...}), compiled with FAST_COMPILE."""
+  fn = lambda v, x_: model.apply(v, x_, mutable=["intermediates"])
+  return fast_jit(fn, variables, x)(variables, x)
+
+
 def model_cfg(name, init, **kw):
   fields = dict(name=name, depth=10, width=SHAPES[name][0], scheme=init)
   fields.update(kw)
@@ -80,7 +86,7 @@ def test_branches_are_zero_so_each_block_computes_its_skip_at_init(init):
   model = models.build(model_cfg("wrn", init), 10)
   x = batch("wrn")["image"]
   variables = init_vars(model, x)
-  _, state = model.apply(variables, x, mutable=["intermediates"])
+  _, state = model.apply(variables, x, mutable=["intermediates"])  # eager: its ops are shared by the schemes
   inter = state["intermediates"]
   blocks = [k for k in inter if "_block" in k]
   assert len(blocks) == 3
@@ -104,9 +110,10 @@ def test_risotto_wrn_block_is_an_isometry_at_init():
     return block.apply(bvars, state, train=False)[..., :16]
 
   y = rng.normal(jax.random.key(1), (1, 2, 2, 8))
-  out = block.apply(bvars, jnp.concatenate([y, -y], -1), train=False)
+  full = lambda y_: block.apply(bvars, jnp.concatenate([y_, -y_], -1), train=False)
+  out = fast_jit(full, y)(y)
   np.testing.assert_allclose(out[..., :16], -out[..., 16:], atol=1e-5)
-  jac = jax.jacfwd(f)(y).reshape(2 * 2 * 16, 2 * 2 * 8)
+  jac = fast_jit(jax.jacfwd(f), y)(y).reshape(2 * 2 * 16, 2 * 2 * 8)
   sv = np.linalg.svd(np.asarray(jac), compute_uv=False)
   np.testing.assert_allclose(sv, 1.0, atol=1e-4)  # 1e-4: two eval-mode BNs scale the branch by 1 - 1e-5
 
@@ -137,7 +144,7 @@ def test_constant_scheme_gives_identical_features_and_zero_logits(name):
   model = models.build(model_cfg(name, "constant"), 10)
   x = batch(name)["image"]
   variables = init_vars(model, x)
-  logits, state = model.apply(variables, x, mutable=["intermediates"])
+  logits, state = apply_with_intermediates(model, variables, x)
   assert not np.asarray(logits).any()
   assert set(distinct_channels(variables["params"]).values()) == {1}
   outputs = [v["output"][0] for k, v in state["intermediates"].items() if "_block" in k]
