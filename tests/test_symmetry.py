@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from zerodiverse import models, rng, symmetry
+from zerodiverse import defaults, models, rng, symmetry
 from zerodiverse.inits.perturb import perturb
 
 
@@ -179,8 +179,11 @@ def test_a_kernel_scaled_per_output_channel_is_one_functional_channel():
 
 
 def constnet_record(init: str, eps: float) -> dict:
-  model = models.build(ml_collections.ConfigDict(dict(name="constnet", depth=7, width=1, scheme=init)), 10)
-  images = rng.normal(jax.random.key(0), (16, 8, 8, 3))
+  """The step-0 record of a ConstNet-7-1 (the model and probe batch of test_breakers' runs: shared programs)."""
+  config = defaults.base()
+  config.model.update(depth=7, width=1, scheme=init)
+  model = models.build(config.model, 10)
+  images = rng.normal(jax.random.key(0), (config.train.probe_batch_size, 8, 8, 1))
   variables = model.init(jax.random.key(1), images)
   params = perturb(jax.random.key(2), variables["params"], eps)
   return symmetry.record(params, variables["batch_stats"], symmetry.make_probe(model), images)
