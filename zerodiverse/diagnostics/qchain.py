@@ -14,7 +14,7 @@ itself is exact at any width; the spread around it is what mean field misses at 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from zerodiverse import rng
 
@@ -30,6 +30,7 @@ def mean_field(q0: float, sw2: float, sb2: float, depth: int) -> np.ndarray:
 
 def _transition_cdf(t: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
   """P(q' <= t_j | s_i), shape (len(s), len(t)), for t > 0."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top  (1-2 s to import; only the exact law needs it)
   weights = stats.binom.pmf(np.arange(width + 1), width, 0.5)
   u = width * t[None, :] / s[:, None]
   out = np.full(u.shape, weights[0])
