@@ -14,11 +14,12 @@ from zerodiverse.errors import UserError
 SMOKE = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.progress=false"]
 
 
-def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path, fake_cifar_dir):
+def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path, fake_cifar_dir, monkeypatch):
   # configs/constnet_cifar10.py trains for epochs at depth 16: --config.train.steps alone makes it train for
   # steps. The model and batch sizes are test_training's RUN (constnet_cifar10:smoke), so the compiled programs
-  # are shared.
+  # are shared. No XLA_FLAGS from this process: the run's own determinism settings must set them.
   assert config_module("constnet_cifar10").get_config().model.depth != 10
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
   result = launch("--config", "configs/constnet_cifar10.py", "--config.train.progress=false",
                   f"--config.data.dir={fake_cifar_dir}", "--config.model.depth=10", "--config.model.width=1",
                   "--config.train.steps=3", "--config.train.batch_size=16", "--config.model.bn_group_size=0",
@@ -28,7 +29,8 @@ def test_override_reaches_the_run_and_steps_win_over_the_configs_epochs(tmp_path
   assert summary["model"]["depth"] == 10 and summary["steps"] == 3 and summary["length_from"] == "train.steps"
   assert json.load(open(tmp_path / "config.json"))["train"]["epochs"] == 0
   assert summary["determinism"]["mode"] == "deterministic"
-  assert "--xla_gpu_deterministic_ops=true" in summary["determinism"]["xla_flags"].split()
+  assert set(determinism.DETERMINISTIC_XLA_FLAGS + determinism.CPU_XLA_FLAGS) == set(
+      summary["determinism"]["xla_flags"].split())
   assert summary["determinism"]["jax_default_prng_impl"] == "threefry2x32"
   assert sorted(summary["distinct_channels"]) == sorted(
       ["head", "stem", "stage2_block0/shortcut", "stage3_block0/shortcut"] +
