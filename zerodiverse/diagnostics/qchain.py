@@ -46,30 +46,31 @@ def exact_cdf(width: int, depth: int, q0: float, sw2: float, sb2: float, grid: n
   edges = np.geomspace(1e-9 * mf.max(), 50 * mf.max(), cells + 1)
   mids = np.sqrt(edges[1:] * edges[:-1])
   # Below layer 0 the chain moves from the same states (the cell midpoints, and q = 0 when biases lift it off
-  # 0) at every layer: its transition CDFs are computed once.
+  # 0) at every layer: their transition CDFs are computed once, at first use.
   s_cells = np.append(sw2 * mids + sb2, [sb2] if sb2 > 0 else [])
-  transitions = {}
+  from_cells = {}
 
-  def transition(points, name, rows):
-    if name not in transitions:
-      transitions[name] = _transition_cdf(points, s_cells, width)
-    return transitions[name][:rows]
+  def transition(points, name, s, layer):
+    """_transition_cdf(points, s, width); below layer 0, s is a prefix of s_cells."""
+    if layer == 0:
+      return _transition_cdf(points, s, width)
+    if name not in from_cells:
+      from_cells[name] = _transition_cdf(points, s_cells, width)
+    return from_cells[name][:len(s)]
 
   atom, probs = 0.0, None  # the law of the current layer: P(q = 0) and cell masses at `mids`
   cdfs = []
   for layer in range(depth):
     if layer == 0:
       s, mass = np.asarray([sw2 * q0 + sb2]), np.asarray([1.0])
-      on_grid, on_edges = _transition_cdf(grid, s, width), _transition_cdf(edges, s, width)
     else:
       s, mass = s_cells[:cells], probs
       if atom > 0 and sb2 > 0:
         s, mass = s_cells, np.append(mass, atom)
-      on_grid, on_edges = transition(grid, "grid", len(s)), transition(edges, "edges", len(s))
     point_atom = atom if (layer > 0 and sb2 == 0) else 0.0  # q = 0 stays 0 without biases
-    cdfs.append(point_atom + mass @ on_grid)
+    cdfs.append(point_atom + mass @ transition(grid, "grid", s, layer))
     if layer < depth - 1:
-      edge_cdf = mass @ on_edges
+      edge_cdf = mass @ transition(edges, "edges", s, layer)
       p_zero = mass @ np.full(len(s), 0.5 ** width)
       probs = np.diff(edge_cdf)
       probs[-1] += mass.sum() - edge_cdf[-1]  # the far tail folds into the last cell (`mass` holds the atom
