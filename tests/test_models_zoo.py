@@ -1,5 +1,7 @@
 """wrn / resnet18 / resnet50 under every applicable initialization: build, train step, identity at init, ZerO."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -9,7 +11,7 @@ import pytest
 
 from zerodiverse import defaults, determinism, models, rng
 from zerodiverse.errors import ConfigError
-from zerodiverse.models import preact
+from zerodiverse.models import preact, resnet50
 from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.metrics_log import MetricsLog
 from zerodiverse.train.step import make_train_step
@@ -17,7 +19,14 @@ from zerodiverse.train.step import make_train_step
 # Tiny shapes: (model, width, image size). resnet50's ImageNet stem divides the image by 4.
 SHAPES = {"wrn": (1, 8), "resnet18": (16, 8), "resnet50": (2, 16)}  # (width, image size): resnet18 reuses wrn's conv shapes
 NOT_APPLICABLE = {("resnet50", "risotto"), ("resnet50", "delta_orthogonal")}
-CASES = [(m, s) for m in SHAPES for s in preact.SCHEMES if (m, s) not in NOT_APPLICABLE]
+APPLICABLE = {m: [s for s in preact.SCHEMES if (m, s) not in NOT_APPLICABLE] for m in SHAPES}
+# ResNet-50's bottleneck blocks under every scheme, on a short stack of them: an identity-skip block after the
+# first stage's projection block, one projection block in each other stage. The schemes set each block by its
+# kind, so only the repetition count differs from [3, 4, 6, 3]; the real stack trains under he below, and
+# every scheme builds it (test_every_scheme_builds_the_real_resnet50).
+SHORT_BOTTLENECK = dataclasses.replace(resnet50.arch(SHAPES["resnet50"][0]), blocks=(2, 1, 1, 1))
+CASES = ([(m, s) for m in ("wrn", "resnet18") for s in APPLICABLE[m]] + [("resnet50", "he")]
+         + [("short_bottleneck", s) for s in APPLICABLE["resnet50"]])
 
 
 def fast_jit(fn, *args):
@@ -44,8 +53,14 @@ def model_cfg(name, init, **kw):
   return ml_collections.ConfigDict(fields)
 
 
+def build(name, init):
+  if name == "short_bottleneck":
+    return preact.build_arch(model_cfg("resnet50", init), 10, 0.0, SHORT_BOTTLENECK, "resnet50")
+  return models.build(model_cfg(name, init), 10)
+
+
 def batch(name, n=2):
-  size = SHAPES[name][1]
+  size = SHAPES["resnet50" if name == "short_bottleneck" else name][1]
   x = rng.normal(jax.random.key(0), (n, size, size, 3))
   return {"image": x, "label": jnp.arange(n) % 10}
 
@@ -54,7 +69,7 @@ def batch(name, n=2):
 def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
   """Init and the runs' train step compiled with determinism.FAST_COMPILE; the persistent cache shares the
   step's program between schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
-  model = models.build(model_cfg(name, init), 10)
+  model = build(name, init)
   b = batch(name)
   optimizer = lambda lr: optax.sgd(lr, momentum=0.9)
   variables = init_vars(model, b["image"])
@@ -66,6 +81,16 @@ def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
   assert bool(metrics["finite"])
   moved = jax.tree.map(lambda a, b: bool(np.any(a != np.asarray(b))), before, state["params"])
   assert any(jax.tree.leaves(moved))
+
+
+@pytest.mark.parametrize("init", APPLICABLE["resnet50"])
+def test_every_scheme_builds_the_real_resnet50(init):
+  """The [3, 4, 6, 3] stack's variables under the scheme, traced (jax.eval_shape: nothing compiled)."""
+  model = models.build(model_cfg("resnet50", init), 10)
+  shapes = jax.eval_shape(lambda k: model.init(k, batch("resnet50")["image"]), jax.random.key(0))
+  blocks = [k for k in shapes["params"] if "_block" in k]
+  assert len(blocks) == 16 and {k.split("_")[0] for k in blocks} == {"stage1", "stage2", "stage3", "stage4"}
+  assert shapes["params"]["head"]["kernel"].shape == (32 * SHAPES["resnet50"][0], 10)
 
 
 @pytest.mark.parametrize("name,init", [("resnet50", "risotto"), ("resnet50", "delta_orthogonal")])
