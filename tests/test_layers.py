@@ -1,6 +1,7 @@
 """zerodiverse.layers on CPU: bitwise identical channels stay identical through every conv shape of ConstNet's
-stages (forward, data and weight gradients), and the layers' gradients (1x1 convs and dense layers called with
-their input channels padded to whole row tiles) equal flax's own up to float32 rounding."""
+stages (forward, data and weight gradients), the layers' gradients (1x1 convs and dense layers called with
+their input channels padded to whole row tiles) equal flax's own up to float32 rounding, and a conv whose weight
+gradient reads a stored copy of its input computes flax's numbers bit for bit, in both modes of autodiff."""
 
 import flax.linen as nn
 import jax
@@ -79,3 +80,36 @@ def test_cpu_convolutions_are_xlas_own_not_ynnpacks():
   params = conv.init(jax.random.key(0), x)
   text = jax.jit(jax.grad(lambda p: jnp.sum(conv.apply(p, x)))).lower(params).compile().as_text()
   assert " convolution(" in text and "__ynn_fusion" not in text
+
+
+def bits(a):
+  return np.asarray(a).view(np.uint32)
+
+
+def test_materialized_is_the_same_bits_even_for_negative_zero():
+  a = jnp.asarray([1.5, -0.0, 0.0, -2.0, np.inf, -np.inf, np.nan], jnp.float32)
+  np.testing.assert_array_equal(bits(jax.jit(layers.materialized)(a)), bits(a))
+  np.testing.assert_array_equal(bits(jax.jit(layers.materialized)(a[::-1])), bits(a[::-1]))  # NaN first: finite entries kept
+
+
+@pytest.mark.parametrize("stride,padding", [(1, "SAME"), (2, ((1, 1), (1, 1))), (1, "VALID")])
+def test_conv_saving_input_gives_the_plain_convs_bits_in_reverse_and_forward_mode(stride, padding):
+  op = layers.Call(jax.lax.conv_general_dilated, ((stride, stride), padding),
+                   (("dimension_numbers", jax.lax.conv_dimension_numbers((2, 9, 9, 4), (3, 3, 4, 5),
+                                                                         ("NHWC", "HWIO", "NHWC"))),
+                    ("precision", jax.lax.Precision.HIGHEST)))
+  x = jax.nn.relu(rng.normal(jax.random.key(0), (2, 9, 9, 4)))  # ReLU: the -0.0 and +0.0 a BN-ReLU produces
+  w = rng.normal(jax.random.key(1), (3, 3, 4, 5))
+  assert layers.saves_input(op, x, w)
+  saving = lambda x_, w_: layers.conv_saving_input(op, x_, w_)
+  y, vjp = jax.vjp(op, x, w)
+  dy = rng.normal(jax.random.key(2), y.shape)
+  ours_y, ours_vjp = jax.vjp(saving, x, w)
+  np.testing.assert_array_equal(bits(ours_y), bits(y))
+  for ours, xlas in zip(jax.jit(ours_vjp)(dy), jax.jit(vjp)(dy)):
+    np.testing.assert_array_equal(bits(ours), bits(xlas))
+  dx, dw = rng.normal(jax.random.key(3), x.shape), rng.normal(jax.random.key(4), w.shape)
+  np.testing.assert_array_equal(bits(jax.jit(lambda *a: jax.jvp(saving, a[:2], a[2:])[1])(x, w, dx, dw)),
+                                bits(jax.jit(lambda *a: jax.jvp(op, a[:2], a[2:])[1])(x, w, dx, dw)))
+  grad_x_only = jax.jit(jax.grad(lambda x_: jnp.sum(jnp.sin(saving(x_, w)))))(x)  # a symbolic-zero tangent for w
+  np.testing.assert_array_equal(bits(grad_x_only), bits(jax.jit(jax.grad(lambda x_: jnp.sum(jnp.sin(op(x_, w)))))(x)))

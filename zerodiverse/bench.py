@@ -108,9 +108,8 @@ def breaker_settings(spec: str) -> dict:
   return out
 
 
-def bench_jax(case: dict) -> dict:
-  from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
-  flags = determinism.apply(case["mode"].split("_", 1)[1])  # before the backend starts: this is a fresh process
+def jax_step(case: dict):
+  """(compiled step, state, images, labels, compile seconds) for one JAX case; call after determinism.apply."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
@@ -145,7 +144,15 @@ def bench_jax(case: dict) -> dict:
 
   t0 = time.perf_counter()
   compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
-  compile_s = time.perf_counter() - t0
+  return compiled, state, images, labels, time.perf_counter() - t0
+
+
+def bench_jax(case: dict) -> dict:
+  from zerodiverse import determinism  # pylint: disable=g-import-not-at-top
+  flags = determinism.apply(case["mode"].split("_", 1)[1])  # before the backend starts: this is a fresh process
+  import jax  # pylint: disable=g-import-not-at-top
+
+  compiled, state, images, labels, compile_s = jax_step(case)
   t0 = time.perf_counter()
   for _ in range(case["warmup"]):
     state, loss = compiled(state, images, labels)
