@@ -13,7 +13,9 @@ primitive call flax would make. The backward:
   remainder rows. Every other conv is flax's call: with the CPU flags of zerodiverse.determinism (XLA's own
   convolutions rather than YNNPACK's) its forward, data and weight gradients keep identical channels
   identical and its weight gradient is several times faster than YNNPACK's backward-filter convolution.
-  GPU and TPU keep flax's calls throughout.
+  On CPU every conv's weight gradient also reads a stored copy of its input (`conv_saving_input`): the same
+  ops on the same values, without XLA's slow fused recomputation of the input. GPU and TPU keep flax's
+  calls throughout.
 - inside `reordered(settings, key)` (the train step enters it when the `reorder` rounding breaker is on), a
   jax.custom_vjp forms the weight gradient as `settings.partials` partial sums, one per contiguous group of
   the batch, each by the default path's `weight_gradient` (so identical channels get bitwise identical
@@ -158,8 +160,8 @@ def conv_saving_input(op: Call, x, w) -> jax.Array:
 
   XLA:CPU computes a conv's weight gradient as an Eigen convolution with the examples as features, so it
   rewrites x with the batch innermost; left alone it fuses x's producer (BN and ReLU, recomputed) into that
-  rewrite, which then runs several times slower than the rewrite of a stored array (25 % of a WRN-10-1 step
-  on 2 cores; docs/results/cpu_speed). The tangent is op(dx, w) + op(x, dw) with the second x `materialized`:
+  rewrite, which then runs several times slower than the rewrite of a stored array (about a quarter of a
+  WRN-10-1 step on 2 cores; docs/results/cpu_speed). The tangent is op(dx, w) + op(x, dw) with the second x `materialized`:
   the same values, so the same gradients; a custom_jvp, so forward and reverse mode both apply."""
   return op(x, w)
 
@@ -258,8 +260,7 @@ def saves_input(op: Call, x, w) -> bool:
 
 
 def _layer_call(module: nn.Module, primitive, lhs, rhs, *args, **kwargs):
-  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, `tiled_call` where
-  `has_tiled_rows`, else the primitive itself."""
+  """primitive(lhs, rhs, ...) as flax calls it: reordered if a `reordered` block is active, else `forward`."""
   op = Call(primitive, args, tuple(sorted(kwargs.items())))
   active = _ACTIVE.get()
   if active is not None:
