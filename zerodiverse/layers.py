@@ -142,14 +142,19 @@ def tiled_call(op: Call, x, w) -> jax.Array:
   extra = -x.shape[-1] % ROW_TILE
   pad_w = [(0, 0)] * w.ndim
   pad_w[w.ndim - 2] = (0, extra)  # HWIO's I, or a dense kernel's input rows
-  x, w = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra)]), jnp.pad(w, pad_w)
-  return conv_saving_input(op, x, w) if op.primitive is lax.conv_general_dilated else op(x, w)
+  return call(op, jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra)]), jnp.pad(w, pad_w))
+
+
+def call(op: Call, x, w) -> jax.Array:
+  """op(x, w), as `conv_saving_input` where `saves_input`."""
+  return conv_saving_input(op, x, w) if saves_input(op, x, w) else op(x, w)
 
 
 def materialized(a: jax.Array) -> jax.Array:
-  """`a`, as the output of a conditional, which XLA does not fuse its producer into. The second branch differs
-  from the first only for -0.0 (x * 1 + 0 = +0.0), so XLA cannot merge the two; it is taken only if a's first
-  element is NaN."""
+  """`a`, as the output of a conditional, which XLA does not fuse its producer into. XLA removes a conditional
+  whose branches both return the operand as it is; with a second branch of x * 1 + 0 it keeps it (measured on
+  XLA:CPU, jax 0.10.2). That branch is taken only if a's first element is NaN, and returns the same bits there
+  too, -0.0 included (tests/test_layers.py)."""
   first = a.ravel()[0]
   return lax.cond(first == first, lambda b: b, lambda b: b * 1.0 + 0.0, a)
 
@@ -161,8 +166,8 @@ def conv_saving_input(op: Call, x, w) -> jax.Array:
   XLA:CPU computes a conv's weight gradient as an Eigen convolution with the examples as features, so it
   rewrites x with the batch innermost; left alone it fuses x's producer (BN and ReLU, recomputed) into that
   rewrite, which then runs several times slower than the rewrite of a stored array (about a quarter of a
-  WRN-10-1 step on 2 cores; docs/results/cpu_speed). The tangent is op(dx, w) + op(x, dw) with the second x `materialized`:
-  the same values, so the same gradients; a custom_jvp, so forward and reverse mode both apply."""
+  WRN-10-1 step on 2 cores; docs/results/cpu_speed). The tangent is op(dx, w) + op(x, dw) with the second x
+  `materialized`: the same values, so the same gradients; a custom_jvp, so forward and reverse mode both apply."""
   return op(x, w)
 
 
@@ -171,17 +176,16 @@ def _conv_saving_input_jvp(op, primals, tangents):
   x, w = primals
   dx, dw = tangents
   zero = jax.custom_derivatives.SymbolicZero
-  parts = ([] if isinstance(dx, zero) else [op(dx, w)]) + ([] if isinstance(dw, zero) else [op(materialized(x), dw)])
+  parts = (([] if isinstance(dx, zero) else [op(dx, w)])
+           + ([] if isinstance(dw, zero) else [op(materialized(x), dw)]))
   y = op(x, w)
   return y, functools.reduce(jnp.add, parts) if parts else jnp.zeros_like(y)
 
 
 def forward(op: Call, x, w) -> jax.Array:
-  """The layer's forward: on CPU `tiled_call` for a 1x1 conv or a dense layer and `conv_saving_input` for
-  every other plain conv, else op(x, w)."""
-  if has_tiled_rows(op, x, w):
-    return tiled_call(op, x, w)
-  return conv_saving_input(op, x, w) if saves_input(op, x, w) else op(x, w)
+  """The layer's forward: on CPU `tiled_call` for a 1x1 conv or a dense layer; then `call` (on CPU, every
+  plain conv as `conv_saving_input`)."""
+  return tiled_call(op, x, w) if has_tiled_rows(op, x, w) else call(op, x, w)
 
 
 def weight_gradient(op: Call, x, w, dy) -> jax.Array:
