@@ -115,3 +115,18 @@ def test_conv_saving_input_gives_the_plain_convs_bits_in_reverse_and_forward_mod
   grad_x_only = jax.jit(jax.grad(lambda x_: jnp.sum(jnp.sin(saving(x_, w)))))(x)  # a symbolic-zero tangent for w
   xlas_x_only = jax.jit(jax.grad(lambda x_: jnp.sum(jnp.sin(op(x_, w)))))(x)
   np.testing.assert_array_equal(bits(grad_x_only), bits(xlas_x_only))
+
+
+@pytest.mark.parametrize("size,stride,padding", [(8, 2, "VALID"), (7, 2, "SAME"), (7, 3, ((0, 0), (0, 0)))])
+def test_a_strided_1x1_conv_is_the_unstrided_conv_of_the_subsample(size, stride, padding):
+  """The forward bit for bit (one product per output pixel either way); the gradients through the layer are
+  checked against flax's own above (test_cpu_gradients_equal_xlas_own_up_to_rounding, strides 2 and 3)."""
+  x = rng.normal(jax.random.key(0), (4, size, size, 6))
+  w = rng.normal(jax.random.key(1), (1, 1, 6, 5))
+  op = layers.Call(jax.lax.conv_general_dilated, ((stride, stride), padding),
+                   (("dimension_numbers", jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))),
+                    ("precision", jax.lax.Precision.HIGHEST)))
+  unit, sub = layers.unstrided(op, x)
+  assert unit.args == ((1, 1), "VALID") and sub.shape[1] == -(-size // stride)
+  np.testing.assert_array_equal(bits(jax.jit(unit)(sub, w)), bits(jax.jit(op)(x, w)))
+  assert layers.unstrided(layers.Call(op.primitive, ((stride, stride), ((1, 1), (1, 1))), op.kwargs), x)[1] is x

@@ -139,6 +139,8 @@ def tiled_call(op: Call, x, w) -> jax.Array:
   zero-padded to a multiple of ROW_TILE: the same values (the padding adds exact zeros), and XLA's weight
   gradient of it is the matrix product over the batch with whole row tiles, cut back to w's rows, so
   identical input channels get bitwise identical gradients. Plain JAX ops: every transform applies."""
+  if op.primitive is lax.conv_general_dilated:
+    op, x = unstrided(op, x)
   extra = -x.shape[-1] % ROW_TILE
   pad_w = [(0, 0)] * w.ndim
   pad_w[w.ndim - 2] = (0, extra)  # HWIO's I, or a dense kernel's input rows
@@ -148,6 +150,17 @@ def tiled_call(op: Call, x, w) -> jax.Array:
 def call(op: Call, x, w) -> jax.Array:
   """op(x, w), as `conv_saving_input` where `saves_input`."""
   return conv_saving_input(op, x, w) if saves_input(op, x, w) else op(x, w)
+
+
+def unstrided(op: Call, x) -> tuple:
+  """(op', x') with op'(x', w) == op(x, w) for a 1x1 conv: a stride > 1 as the unstrided conv of x's strided
+  subsample (a 1x1 conv has no padding under "SAME" or "VALID"). The shortcut's BN-ReLU, channel padding and
+  stored copy (`conv_saving_input`) then cover only the positions the conv reads: a quarter at stride 2."""
+  strides, padding = op.args
+  zero_padding = padding in ("SAME", "VALID") or all(tuple(p) == (0, 0) for p in padding)
+  if tuple(strides) == (1, 1) or not zero_padding:
+    return op, x
+  return dataclasses.replace(op, args=((1, 1), "VALID")), x[:, ::strides[0], ::strides[1]]
 
 
 def materialized(a: jax.Array) -> jax.Array:
