@@ -134,6 +134,10 @@ def _kill_after_first_checkpoint(process, workdir):
       break
     time.sleep(0.05)
   assert process.poll() is None, "the run ended before it could be killed"
+  finished = [d for d in os.listdir(workdir / "checkpoints") if d.isdigit()] if os.path.isdir(workdir / "checkpoints") else []
+  if not finished:
+    process.kill()
+    pytest.fail(f"no checkpoint in {workdir} after 240 s: the run is stuck or far slower than expected")
   process.send_signal(signal.SIGKILL)
   process.wait()
 
