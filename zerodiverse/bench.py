@@ -173,9 +173,9 @@ def bench_jax(case: dict) -> dict:
           "platform": device.platform, "flags": flags}
 
 
-def bench_torch(case: dict) -> dict:
-  from zerodiverse.torch_baseline import determinism as torch_determinism  # pylint: disable=g-import-not-at-top
-  flags = torch_determinism.apply(case["mode"].split("_", 1)[1])  # before CUDA initializes
+def torch_step(case: dict):
+  """(step, device) for one PyTorch case: step() runs one eager training step; call after
+  torch_baseline.determinism.apply."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch.nn import functional as F  # pylint: disable=g-import-not-at-top
   from zerodiverse.torch_baseline.models import ConstNet  # pylint: disable=g-import-not-at-top
@@ -187,9 +187,6 @@ def bench_torch(case: dict) -> dict:
   images = torch.from_numpy(images).permute(0, 3, 1, 2).to(device).contiguous(memory_format=torch.channels_last)
   labels = torch.from_numpy(labels).long().to(device)
   use_bf16 = case["dtype"] == "bfloat16"
-  sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-  if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(device)
 
   def step():
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -198,6 +195,18 @@ def bench_torch(case: dict) -> dict:
     loss.backward()
     opt.step()
 
+  return step, device
+
+
+def bench_torch(case: dict) -> dict:
+  from zerodiverse.torch_baseline import determinism as torch_determinism  # pylint: disable=g-import-not-at-top
+  flags = torch_determinism.apply(case["mode"].split("_", 1)[1])  # before CUDA initializes
+  import torch  # pylint: disable=g-import-not-at-top
+
+  step, device = torch_step(case)
+  sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+  if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
   t0 = time.perf_counter()
   for _ in range(case["warmup"]):  # eager: the first steps run cudnn.benchmark's autotuning
     step()

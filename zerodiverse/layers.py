@@ -2,8 +2,9 @@
 order.
 
 `Conv` and `Dense` are flax's nn.Conv and nn.Dense with the primitive call routed through a small child
-module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is always the
-primitive call flax would make. The backward:
+module (no parameters of its own; the parameter tree is nn.Conv's / nn.Dense's). The forward is the
+primitive call flax would make, bit for bit; on CPU a strided 1x1 conv makes it as the unstrided conv of its
+input's strided subsample (`unstrided`: the same products, over only the positions it reads). The backward:
 
 - by default, XLA's own (flax's call), except on CPU for a 1x1 conv or a dense layer: there the weight
   gradient is one matrix product over the batch whose rows are the input channels, and XLA:CPU's GEMM rounds

@@ -8,28 +8,14 @@ import statistics
 import sys
 import time
 
-import torch
-from torch.nn import functional as F
-from torch.profiler import ProfilerActivity, profile
-
 from zerodiverse import bench
-from zerodiverse.torch_baseline.models import ConstNet
+from zerodiverse.torch_baseline import determinism
+
+determinism.apply("nondeterministic_allowed")  # the bench's torch_nondeterministic_allowed mode
+from torch.profiler import ProfilerActivity, profile  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 depth, width = map(int, sys.argv[1].split("-"))
-model = ConstNet(bench.NUM_CLASSES, depth, width).to(memory_format=torch.channels_last)
-opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
-images, labels = bench._synthetic(128, 32)  # pylint: disable=protected-access
-images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-labels = torch.from_numpy(labels).long()
-
-
-def step():
-  loss = F.cross_entropy(model(images).float(), labels)
-  opt.zero_grad(set_to_none=True)
-  loss.backward()
-  opt.step()
-
-
+step, _ = bench.torch_step(dict(depth=depth, width=width, batch=128, image_size=32, dtype="float32"))
 for _ in range(3):
   step()
 times = []
