@@ -86,6 +86,13 @@ def bits(a):
   return np.asarray(a).view(np.uint32)
 
 
+def conv_op(stride, padding, x_shape, w_shape) -> layers.Call:
+  """An NHWC / HWIO conv_general_dilated call for these shapes, as the layers hold one."""
+  numbers = jax.lax.conv_dimension_numbers(x_shape, w_shape, ("NHWC", "HWIO", "NHWC"))
+  return layers.Call(jax.lax.conv_general_dilated, ((stride, stride), padding),
+                     (("dimension_numbers", numbers), ("precision", jax.lax.Precision.HIGHEST)))
+
+
 def test_materialized_is_the_same_bits_even_for_negative_zero():
   a = jnp.asarray([1.5, -0.0, 0.0, -2.0, np.inf, -np.inf, np.nan], jnp.float32)
   np.testing.assert_array_equal(bits(jax.jit(layers.materialized)(a)), bits(a))
@@ -95,10 +102,7 @@ def test_materialized_is_the_same_bits_even_for_negative_zero():
 
 @pytest.mark.parametrize("stride,padding", [(1, "SAME"), (2, ((1, 1), (1, 1))), (1, "VALID")])
 def test_conv_saving_input_gives_the_plain_convs_bits_in_reverse_and_forward_mode(stride, padding):
-  op = layers.Call(jax.lax.conv_general_dilated, ((stride, stride), padding),
-                   (("dimension_numbers", jax.lax.conv_dimension_numbers((2, 9, 9, 4), (3, 3, 4, 5),
-                                                                         ("NHWC", "HWIO", "NHWC"))),
-                    ("precision", jax.lax.Precision.HIGHEST)))
+  op = conv_op(stride, padding, (2, 9, 9, 4), (3, 3, 4, 5))
   x = jax.nn.relu(rng.normal(jax.random.key(0), (2, 9, 9, 4)))  # ReLU: the -0.0 and +0.0 a BN-ReLU produces
   w = rng.normal(jax.random.key(1), (3, 3, 4, 5))
   assert layers.saves_input(op, x, w)
@@ -123,9 +127,7 @@ def test_a_strided_1x1_conv_is_the_unstrided_conv_of_the_subsample(size, stride,
   checked against flax's own above (test_cpu_gradients_equal_xlas_own_up_to_rounding, strides 2 and 3)."""
   x = rng.normal(jax.random.key(0), (4, size, size, 6))
   w = rng.normal(jax.random.key(1), (1, 1, 6, 5))
-  op = layers.Call(jax.lax.conv_general_dilated, ((stride, stride), padding),
-                   (("dimension_numbers", jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))),
-                    ("precision", jax.lax.Precision.HIGHEST)))
+  op = conv_op(stride, padding, x.shape, w.shape)
   unit, sub = layers.unstrided(op, x)
   assert unit.args == ((1, 1), "VALID") and sub.shape[1] == -(-size // stride)
   np.testing.assert_array_equal(bits(jax.jit(unit)(sub, w)), bits(jax.jit(op)(x, w)))

@@ -128,18 +128,15 @@ RUN = ["--config", "configs/constnet_cifar10.py:smoke", "--config.train.steps=48
 
 
 def _kill_after_first_checkpoint(process, workdir):
+  folder = workdir / "checkpoints"
+  has_checkpoint = lambda: os.path.isdir(folder) and any(d.isdigit() for d in os.listdir(folder))
   deadline = time.time() + 240
-  while time.time() < deadline and process.poll() is None:  # kill once a checkpoint is complete
-    if os.path.isdir(workdir / "checkpoints") and any(d.isdigit() for d in os.listdir(workdir / "checkpoints")):
-      break
+  while time.time() < deadline and process.poll() is None and not has_checkpoint():
     time.sleep(0.05)
   assert process.poll() is None, "the run ended before it could be killed"
-  finished = [d for d in os.listdir(workdir / "checkpoints") if d.isdigit()] if os.path.isdir(workdir / "checkpoints") else []
-  if not finished:
-    process.kill()
-    pytest.fail(f"no checkpoint in {workdir} after 240 s: the run is stuck or far slower than expected")
   process.send_signal(signal.SIGKILL)
   process.wait()
+  assert has_checkpoint(), f"no checkpoint in {workdir} after 240 s: the run is stuck or far slower than expected"
 
 
 @pytest.fixture(scope="module")
