@@ -39,7 +39,7 @@ def one_step_on(devices, config):
   # Jitted (the runs' init is eager; only the 1- and 8-device steps from one state are compared here).
   init = jax.jit(lambda k: init_state(model, optimizer(lrs[0]), stream.batch(0)["image"][:1], k,
                                       breakers.init_noise(config)))
-  state = init.lower(key).compile(determinism.FAST_COMPILE)(key)
+  state = init.lower(key).compile(determinism.fast_compile())(key)
   state = parallel.replicate(state, mesh)
   step = make_train_step(model, optimizer)  # the runs' step: their compiled program is this one
   for s in range(3):

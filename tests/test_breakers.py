@@ -109,7 +109,7 @@ def test_switching_a_breaker_on_leaves_init_data_and_dropout_alone():
     args = (state, batch, rng.stream(rng.root_key(cfg.seed), "step"), cfg.train.lr)
     train_step = step_lib.make_train_step(model, optimizer, breakers.grad_breakers(cfg))
     # Compiled without LLVM optimizations: this compares the two steps' draws and losses, not their speed.
-    new, metrics = train_step.lower(*args).compile(determinism.FAST_COMPILE)(*args)
+    new, metrics = train_step.lower(*args).compile(determinism.fast_compile())(*args)
     out.append((init, float(metrics["loss"]), jax.device_get(new["params"])))
   (init0, loss0, new0), (init1, loss1, new1) = out
   jax.tree_util.tree_map(np.testing.assert_array_equal, init0, init1)  # same init

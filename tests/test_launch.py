@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
+
 from conftest import REPO, config_module, launch, tiny_config
 from zerodiverse import determinism, run, sweep
 from zerodiverse import workdir as workdirs
@@ -52,6 +55,18 @@ def test_nondeterministic_allowed_leaves_xla_free_under_a_deterministic_parent()
   assert in_force["mode"] == "nondeterministic_allowed" and in_force["jax_default_prng_impl"] == "threefry2x32"
   assert not any("deterministic_ops" in f or "exclude_nondeterministic" in f for f in flags), flags
   assert set(determinism.CPU_XLA_FLAGS) <= set(flags)  # speed flags stay in both modes
+
+
+def test_fast_compile_keeps_the_options_this_xla_accepts_and_drops_the_rest(monkeypatch):
+  candidates = {"xla_no_such_option_in_any_xla": True, "xla_cpu_enable_fast_math": False}  # unknown; known
+  monkeypatch.setattr(determinism, "_FAST_COMPILE_IF_KNOWN", candidates)
+  determinism.fast_compile.cache_clear()
+  try:
+    options = determinism.fast_compile()
+  finally:
+    determinism.fast_compile.cache_clear()
+  assert options == {**determinism._FAST_COMPILE, "xla_cpu_enable_fast_math": False}  # pylint: disable=protected-access
+  assert jax.jit(lambda x: x * 2).lower(np.float32(3)).compile(determinism.fast_compile())(np.float32(3)) == 6
 
 
 def _fails_in_one_line(result, *fragments):

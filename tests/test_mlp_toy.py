@@ -16,7 +16,7 @@ def initial_logits(width, k, inputs, draws=2000):
   model = mlp.MLP(num_classes=10, width=width, unique_features=k)
   keys = jax.random.split(jax.random.key(0), draws)
   logits = jax.jit(jax.vmap(lambda key: model.apply(model.init(key, inputs), inputs)))
-  return np.asarray(logits.lower(keys).compile(determinism.FAST_COMPILE)(keys))  # only the init's distribution matters
+  return np.asarray(logits.lower(keys).compile(determinism.fast_compile())(keys))  # only the init's distribution matters
 
 
 def test_initial_logits_spread_does_not_depend_on_the_number_of_unique_features():

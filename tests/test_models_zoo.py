@@ -30,10 +30,10 @@ CASES = ([(m, s) for m in ("wrn", "resnet18") for s in APPLICABLE[m]] + [("resne
 
 
 def fast_jit(fn, *args):
-  """fn (jitted or not) compiled with determinism.FAST_COMPILE for `args`: these tests check structure and
+  """fn (jitted or not) compiled with determinism.fast_compile() for `args`: these tests check structure and
   finiteness."""
   fn = fn if hasattr(fn, "lower") else jax.jit(fn)
-  return fn.lower(*args).compile(determinism.FAST_COMPILE)
+  return fn.lower(*args).compile(determinism.fast_compile())
 
 
 def init_vars(model, x, seed=0):
@@ -42,7 +42,7 @@ def init_vars(model, x, seed=0):
 
 
 def apply_with_intermediates(model, variables, x):
-  """model.apply in eval mode, returning (logits, {"intermediates": ...}), compiled with FAST_COMPILE."""
+  """model.apply in eval mode, returning (logits, {"intermediates": ...}), compiled with determinism.fast_compile()."""
   fn = lambda v, x_: model.apply(v, x_, mutable=["intermediates"])
   return fast_jit(fn, variables, x)(variables, x)
 
@@ -67,7 +67,7 @@ def batch(name, n=2):
 
 @pytest.mark.parametrize("name,init", CASES)
 def test_every_model_and_applicable_init_builds_and_trains_one_step(name, init):
-  """Init and the runs' train step compiled with determinism.FAST_COMPILE; the persistent cache shares the
+  """Init and the runs' train step compiled with determinism.fast_compile(); the persistent cache shares the
   step's program between schemes that leave the forward pass unchanged (he, delta_orthogonal, zero, constant...)."""
   model = build(name, init)
   b = batch(name)

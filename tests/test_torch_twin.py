@@ -80,7 +80,7 @@ def jax_grad_fn(model_items: tuple, train: bool):
     return cross_entropy(logits, labels).mean(), (logits, updates.get("batch_stats", {}))
 
   # Compared within tolerances: XLA's cheapest compile suffices.
-  return jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=determinism.FAST_COMPILE)
+  return jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=determinism.fast_compile())
 
 
 def both_sides(config, batch, train=True):

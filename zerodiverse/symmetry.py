@@ -199,18 +199,20 @@ def weight_metrics(params, head: str = "head") -> dict:
   """{layer: {WEIGHT_METRICS..., distinct}} as Python numbers (the jitted part runs on device)."""
   out = {}
   for layer, k, axis in _kernels(params, head):
-    out[layer] = {name: float(v) for name, v in jax.device_get(_weight_stats(k, axis)).items()}
+    out[layer] = {name: float(v) for name, v in jax.device_get(_weight_stats()(k, axis)).items()}
     out[layer]["distinct"] = distinct_slices(jax.device_get(k), axis)
   return out
 
 
 # A few small reductions per layer: XLA's backend optimizations would hardly speed them up, and without them
 # the compile that every run pays per kernel shape, at its first symmetry record, takes about half as long.
-@functools.partial(jax.jit, static_argnums=1, compiler_options=determinism.FAST_COMPILE)
-def _weight_stats(kernel, axis: int) -> dict:
-  """One layer's WEIGHT_METRICS, compiled once per kernel shape: layers of one shape (most of a deep
-  network's) and runs of other depths share the program."""
-  return {name: f(kernel, axis) for name, f in WEIGHT_METRICS.items()}
+@functools.cache
+def _weight_stats():
+  """One layer's WEIGHT_METRICS as `(kernel, axis) -> {name: value}`, compiled once per kernel shape: layers
+  of one shape (most of a deep network's) and runs of other depths share the program. Made at first use,
+  since the compiler options are known only once XLA is up."""
+  stats = lambda kernel, axis: {name: f(kernel, axis) for name, f in WEIGHT_METRICS.items()}
+  return jax.jit(stats, static_argnums=1, compiler_options=determinism.fast_compile())
 
 
 def make_probe(model):
