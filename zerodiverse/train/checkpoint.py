@@ -51,10 +51,10 @@ class Checkpointer:
     self.manager.close()
 
 
-# Step folders whose restore failed (or is under way). When one array's read fails, the reads of the other arrays still in flight then fail too, later, in
-# tensorstore's threads and asyncio's tasks: each would print a traceback ("Event loop is closed": they call
-# back into the event loop orbax has closed; "Task exception was never retrieved", naming the folder) for a
-# failure the caller reports anyway, in one line.
+# Step folders whose restore failed (or is under way). When one array's read fails, the reads of the others
+# still in flight fail too, later, in tensorstore's threads and asyncio's tasks: each would print a traceback
+# ("Event loop is closed": they call back into the event loop orbax has closed; "Task exception was never
+# retrieved", naming the folder) for a failure the caller reports anyway, in one line.
 _FAILED_RESTORES = set()
 
 
