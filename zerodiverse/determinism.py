@@ -32,7 +32,7 @@ CPU_XLA_FLAGS = (
 )
 # Compiler options (per jit, not process-wide) for programs that spend more time compiling than running: no
 # LLVM optimization and none of its expensive passes. At that level XLA:CPU's elemental emitters compile a
-# train step 2-4x faster than its fusion emitters, and one codegen thread spends less CPU in all; newer XLAs
+# train step 2-5x faster than its fusion emitters, and one codegen thread spends less CPU in all; newer XLAs
 # have no such choice, so those two are used only where this XLA knows them (fast_compile()). The train and
 # eval steps keep XLA's defaults.
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
