@@ -27,7 +27,7 @@ import tqdm
 
 from zerodiverse import backends, breakers, data, defaults, determinism, models, process, record, symmetry
 from zerodiverse import workdir as workdirs
-from zerodiverse.errors import ConfigError, Diverged, UnreadableCheckpoint, UserError, WorkdirError, one_line
+from zerodiverse.errors import ConfigError, Diverged, UserError, WorkdirError
 from zerodiverse.train import optim
 from zerodiverse.train.metrics_log import MetricsLog
 
@@ -123,7 +123,7 @@ def restore_latest(backend, ckpts, workdir: str):
     except UserError:
       raise
     except Exception as e:  # pylint: disable=broad-except  (whatever a damaged file makes the reader raise)
-      reason = str(e) if isinstance(e, UnreadableCheckpoint) else one_line(e)
+      reason = f"{e.__class__.__name__}: {str(e).splitlines()[0][:120]}" if str(e) else e.__class__.__name__
       ckpts.close()
       os.makedirs(aside, exist_ok=True)
       moved = os.path.join(aside, os.path.basename(ckpts.path(step)))
