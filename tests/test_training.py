@@ -179,6 +179,24 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(fake_cifa
   np.testing.assert_equal(summary["final_test_accuracy"], uninterrupted["final_test_accuracy"])
 
 
+def test_a_run_interrupted_before_its_first_checkpoint_logs_step_0_once_on_the_rerun(tmp_path, monkeypatch):
+  step = JaxBackend.train_step
+
+  def interrupted(self, i):
+    if i == 5:
+      raise KeyboardInterrupt
+    return step(self, i)
+
+  monkeypatch.setattr(JaxBackend, "train_step", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(tiny_config(), str(tmp_path))
+  assert [r["step"] for r in MetricsLog(str(tmp_path / "metrics.jsonl")).records()] == [0]
+  monkeypatch.setattr(JaxBackend, "train_step", step)
+  train_and_evaluate(tiny_config(), str(tmp_path))
+  records = MetricsLog(str(tmp_path / "metrics.jsonl")).records()
+  assert [r["step"] for r in records if r["split"] == "symmetry"] == [0, 20, 40]
+
+
 # What users do to a run: the workdir, the metrics log, damaged checkpoints, bad values.
 
 def test_second_process_in_a_held_workdir_is_refused_at_once_naming_the_holder(tmp_path, fake_cifar_dir):

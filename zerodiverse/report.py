@@ -112,7 +112,7 @@ class Sweep:
     return {a["config"]["model"]["name"] for a in self.done}
 
 
-def _save(fig, title: str, data: str, path: str) -> None:
+def save_figure(fig, title: str, data: str, path: str) -> None:
   """Titles the figure with the data it shows (every figure says which data set), writes and closes it."""
   width = max(40, int(fig.get_figwidth() * 13))
   fig.suptitle(textwrap.fill(f"{title}. Data: {data}", width), fontsize=8)
@@ -134,13 +134,13 @@ def fig_accuracy(sweep: Sweep, path: str) -> None:
   ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
   ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
-  _save(fig, "Accuracy per arm", sweep.data, path)
+  save_figure(fig, "Accuracy per arm", sweep.data, path)
 
 
 LINESTYLES = ("-", "--", ":", "-.")
 
 
-def _style(i: int) -> dict:
+def line_style(i: int) -> dict:
   """The i-th of 40 distinct (colour, line style) pairs: the 10 default colours, then again in the next style."""
   return {"color": f"C{i % 10}", "ls": LINESTYLES[(i // 10) % len(LINESTYLES)]}
 
@@ -192,7 +192,7 @@ def fig_over_time(sweep: Sweep, panels: tuple, title: str, path: str) -> None:
     if not arm["symmetry"]:
       continue
     first = arm["group"] not in styles
-    style = styles.setdefault(arm["group"], _style(len(styles)))
+    style = styles.setdefault(arm["group"], line_style(len(styles)))
     for ax, (label, fn, scale) in zip(axes, panels):
       steps, ys = _series(arm, fn)
       ax.plot(steps, ys, lw=1, label=arm["group"] if first else None, **style)
@@ -203,7 +203,7 @@ def fig_over_time(sweep: Sweep, panels: tuple, title: str, path: str) -> None:
     if "threshold" in label:
       ax.axhline(symmetry.THRESHOLD, color="k", lw=0.5, ls=":")
   axes[0].legend(fontsize=5, ncol=2 if len(styles) > 12 else 1)
-  _save(fig, f"{title} (one line per seed, one colour and line style per group)", sweep.data, path)
+  save_figure(fig, f"{title} (one line per seed, one colour and line style per group)", sweep.data, path)
 
 
 def fig_symmetry(sweep: Sweep, path: str) -> None:
@@ -315,13 +315,13 @@ def fig_vs_eps(sweep: Sweep, path: str) -> None:
       per_eps = [[v for v in map(fn, arms) if v is not None] for _, arms in points]
       keep = [j for j, v in enumerate(per_eps) if v]
       _mean_sd_plot(ax, [eps[j] for j in keep], [per_eps[j] for j in keep], label=f"{label} / {name}",
-                    **_style(i))
+                    **line_style(i))
   for ax, (label, _, scale) in zip(axes, panels):
     _eps_axis(ax, all_eps)
     ax.set_yscale(scale)
     ax.set_ylabel(label, fontsize=8)
   axes[0].legend(fontsize=6)
-  _save(fig, "Accuracy, train loss and symmetry-breaking step vs eps, one line per setting (mean ± sd over "
+  save_figure(fig, "Accuracy, train loss and symmetry-breaking step vs eps, one line per setting (mean ± sd over "
         "seeds, dots: single seeds)", sweep.data, path)
 
 
@@ -340,7 +340,7 @@ def fig_leakynet(sweep: Sweep, path: str) -> None:
   ax.set_xticks(range(len(inits)), inits, rotation=30, ha="right", fontsize=7)
   ax.set_ylabel("final test accuracy (mean over seeds)")
   ax.legend(fontsize=7)
-  _save(fig, "LeakyNet grid (more '1' layers to the right)", sweep.data, path)
+  save_figure(fig, "LeakyNet grid (more '1' layers to the right)", sweep.data, path)
 
 
 def toy_cells(done: list) -> tuple:
@@ -386,7 +386,7 @@ def fig_toy(sweep: Sweep, path: str) -> None:
     ax.set_title(label, fontsize=8)
     fig.colorbar(im, ax=ax)
   seeds = sorted({len(v) for v in cells.values()})
-  _save(fig, f"Toy MLP (width {width} with k unique features, or width k): mean ± sd over "
+  save_figure(fig, f"Toy MLP (width {width} with k unique features, or width k): mean ± sd over "
         f"{'/'.join(map(str, seeds))} seeds per cell", sweep.data, path)
 
 
@@ -421,7 +421,7 @@ def fig_toy_over_time(sweep: Sweep, path: str) -> None:
     for h, l in zip(*ax.get_legend_handles_labels()):
       handles.setdefault(l, h)
   axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6)
-  _save(fig, "Toy MLP over training: a panel per k, a colour per eps (dashed black: width-k control), one "
+  save_figure(fig, "Toy MLP over training: a panel per k, a colour per eps (dashed black: width-k control), one "
         "line per seed", sweep.data, path)
 
 

@@ -195,7 +195,7 @@ def _train(config, workdir, dataset, stream, num_steps, backend, probe, probe_im
   ckpts, start, wall_before = restore_latest(backend, ckpts, workdir)
   if start and writer:
     print(f"Resuming {workdir} from step {start} of {num_steps}.", flush=True)
-  log.truncate_after(start)
+  log.truncate_after(start if start else -1)  # from step 0 (killed before its first checkpoint): all again
   if start == 0:
     log_symmetry(0)
 

@@ -66,7 +66,7 @@ def distinct_slices(array, axis: int) -> int:
   return len(np.unique(rows, axis=0))
 
 
-def _kernels(params, head: str):
+def kernels(params, head: str = "head"):
   """(layer, kernel, feature axis) for every kernel of rank >= 2."""
   for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
     name = path_name(path)
@@ -78,7 +78,7 @@ def _kernels(params, head: str):
 
 def distinct_channels(params, head: str = "head") -> dict:
   """{layer path: distinct feature channels} for every kernel of rank >= 2."""
-  return {layer: distinct_slices(k, axis) for layer, k, axis in _kernels(params, head)}
+  return {layer: distinct_slices(k, axis) for layer, k, axis in kernels(params, head)}
 
 
 def _rows(array, axis: int) -> jax.Array:
@@ -198,7 +198,7 @@ def diversity(layers: dict) -> float:
 def weight_metrics(params, head: str = "head") -> dict:
   """{layer: {WEIGHT_METRICS..., distinct}} as Python numbers (the jitted part runs on device)."""
   out = {}
-  for layer, k, axis in _kernels(params, head):
+  for layer, k, axis in kernels(params, head):
     out[layer] = {name: float(v) for name, v in jax.device_get(_weight_stats()(k, axis)).items()}
     out[layer]["distinct"] = distinct_slices(jax.device_get(k), axis)
   return out
@@ -215,18 +215,30 @@ def _weight_stats():
   return jax.jit(stats, static_argnums=1, compiler_options=determinism.fast_compile())
 
 
+def intermediates(model, params, batch_stats, images) -> dict:
+  """{sown name: array} of the model in eval mode on `images` (traceable)."""
+  _, state = model.apply({"params": params, "batch_stats": batch_stats}, images, train=False,
+                         mutable=["intermediates"])
+  out = {}
+  for path, x in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
+    name = path_name(path)
+    out[name[:-2] if name.endswith("/0") else name] = x  # sow keeps a tuple per name
+  return out
+
+
+def is_representation(name: str) -> bool:
+  """Whether a sown intermediate is what a stage passes on (measured functionally)."""
+  return name.split("/")[-1] == REPRESENTATION
+
+
 def make_probe(model):
   """A jitted `(params, batch_stats, images) -> {intermediate: {metric: value}}` (eval mode)."""
 
   def probe(params, batch_stats, images):
-    _, state = model.apply({"params": params, "batch_stats": batch_stats}, images, train=False,
-                           mutable=["intermediates"])
     out = {}
-    for path, x in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
-      name = path_name(path)
-      name = name[:-2] if name.endswith("/0") else name  # sow keeps a tuple per name
+    for name, x in intermediates(model, params, batch_stats, images).items():
       metrics = dict(ACTIVATION_METRICS)
-      if name.split("/")[-1] == REPRESENTATION:
+      if is_representation(name):
         metrics.update(REPRESENTATION_METRICS)
       out[name] = {m: f(x) for m, f in metrics.items()}
     return out
