@@ -13,6 +13,12 @@ rounding-noise breaker (the stand-in for their nondeterministic GPU kernels) and
 
   python launch.py --config configs/leakynet_grid.py --workdir workdirs/leakynet --config.data.dir=DIR
   python -m zerodiverse.report workdirs/leakynet
+  # the seven strings at CPU scale (docs/results/leakynet_cpu): LeakyNet-16-1 on CIFAR-10, the recipe
+  # compressed to 5 epochs, rounding_noise, seed 0; ~20 min an arm, 2 at a time on 2 CPU cores:
+  python launch.py --config configs/leakynet_grid.py:cpu --workdir W --config.data.dir=DIR --workers 2
+  # the seven strings x {none, rounding_noise} of LeakyNet-16-1 on the embedded digits (600 steps, seconds an
+  # arm); the twins instrument measures its `none` arms (python -m zerodiverse.lyapunov ... --arm NAME):
+  python launch.py --config configs/leakynet_grid.py:digits --workdir W
   # 2 inits x {none, rounding_noise} of a depth-10 LeakyNet on the embedded digits, ~1 minute (the tests use it):
   python launch.py --config configs/leakynet_grid.py:smoke --workdir workdirs/leakynet_smoke
 
@@ -39,6 +45,29 @@ def get_config(variant: str | None = None):
                  "seed": sweep.axis("seed", (0, 1))}
   if variant in (None, ""):
     return config
+  if variant == "cpu":
+    config.model.width = 1
+    config.train.epochs = 5.0
+    config.train.log_every = config.train.symmetry_every = 130
+    config.train.eval_every = config.train.checkpoint_every = 390  # one epoch (50000 // 128 steps)
+    config.train.progress = False
+    config.grid = {"init": sweep.axis("model.init_string", list(PAPER_GRID)),
+                   "breaker": {"rounding_noise": rounding["rounding_noise"]}}
+    return config
+  if variant == "digits":
+    config.model.width = 1
+    config.model.bn_group_size = 0
+    config.data.name = "digits"
+    config.data.augment = False
+    config.train.epochs = 0.0
+    config.train.steps = 600
+    config.train.batch_size = 64
+    config.train.log_every = config.train.symmetry_every = 20
+    config.train.eval_every = config.train.checkpoint_every = 200
+    config.train.eval_batch_size = config.train.probe_batch_size = 360
+    config.train.progress = False
+    config.grid = {"init": sweep.axis("model.init_string", list(PAPER_GRID)), "breaker": rounding}
+    return config
   if variant == "smoke":
     config.model.depth = 10
     config.model.width = 1
@@ -54,4 +83,4 @@ def get_config(variant: str | None = None):
     config.train.progress = False
     config.grid = {"init": sweep.axis("model.init_string", ["i_ii_ii_ii", "1_ii_11_ii"]), "breaker": rounding}
     return config
-  raise ValueError(f"configs/leakynet_grid.py:{variant}: unknown variant; use none or :smoke")
+  raise ValueError(f"configs/leakynet_grid.py:{variant}: unknown variant; use none, :cpu, :digits or :smoke")

@@ -10,7 +10,10 @@ deterministic XLA the only difference between them is the perturbation and what 
 ends bitwise where the ordinary run of the config does). Every `--every` steps, per layer:
 - `weights`: ||W_b - W_a||_F for every kernel (and `all`, over every parameter);
 - `outputs`: ||x_b - x_a|| / ||x_a|| on a fixed test-set batch (eval mode), for the representation each
-  stage passes on (symmetry.REPRESENTATION).
+  stage passes on (symmetry.REPRESENTATION);
+- `weights_across`, `outputs_across`: the same for the part of the difference that differs between channels
+  (the difference minus its mean over the feature channels, as symmetry.channel_spread counts them): a
+  perturbation shared by all channels moves the network without breaking its symmetry, and is not in these.
 The growth rate of a distance d over a phase is the least-squares slope of ln d against the step (per step;
 d grows as exp(rate * steps)), over the records before the first learning-rate drop and over those from it
 on. A difference that has grown to the size of the network itself stops growing, so a phase's rate is an
@@ -53,7 +56,9 @@ _EVERY = flags.DEFINE_integer("every", 10, "Steps between two measurements of th
 _ARM = flags.DEFINE_string("arm", "", "For a sweep config: the arm to measure.")
 
 MIN_MOVED = 0.5  # the smallest fraction of a kernel's elements the perturbation must change in float32
-KINDS = ("weights", "outputs")
+KINDS = ("weights", "weights_across", "outputs", "outputs_across")
+LABELS = {"weights": "||W_b - W_a||_F", "weights_across": "||D - mean_c D||_F, D = W_b - W_a",
+          "outputs": "||x_b - x_a|| / ||x_a||", "outputs_across": "||D - mean_c D|| / ||x_a||, D = x_b - x_a"}
 GROWTH = 1e3  # the `early` rate is fitted up to the first record at which a distance has grown this much
 
 
@@ -112,16 +117,28 @@ def make_distances(model, head: str = "head"):
   def norm(x):
     return jnp.sqrt(jnp.sum(jnp.square(jnp.asarray(x, jnp.float32))))
 
+  def across(delta, axis):  # the part of a difference that differs between channels
+    delta = jnp.moveaxis(delta, axis, -1)
+    return delta - jnp.mean(delta, axis=-1, keepdims=True)
+
+  def relative(delta, x):
+    return norm(delta) / jnp.maximum(norm(x), jnp.finfo(jnp.float32).tiny)
+
   def distances(a, b, images):
     kb = {layer: k for layer, k, _ in symmetry.kernels(b["params"], head)}
-    weights = {layer: norm(k - kb[layer]) for layer, k, _ in symmetry.kernels(a["params"], head)}
-    weights["all"] = jnp.sqrt(sum(jnp.sum(jnp.square(x - y)) for x, y in
-                                  zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]))))
+    out = {kind: {} for kind in KINDS}
+    for layer, k, axis in symmetry.kernels(a["params"], head):
+      out["weights"][layer] = norm(kb[layer] - k)
+      out["weights_across"][layer] = norm(across(kb[layer] - k, axis))
+    out["weights"]["all"] = jnp.sqrt(sum(jnp.sum(jnp.square(x - y)) for x, y in
+                                         zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]))))
     xa = symmetry.intermediates(model, a["params"], a["batch_stats"], images)
     xb = symmetry.intermediates(model, b["params"], b["batch_stats"], images)
-    outputs = {name: norm(xb[name] - x) / jnp.maximum(norm(x), jnp.finfo(jnp.float32).tiny)
-               for name, x in xa.items() if symmetry.is_representation(name)}
-    return {"weights": weights, "outputs": outputs}
+    for name, x in xa.items():
+      if symmetry.is_representation(name):
+        out["outputs"][name] = relative(xb[name] - x, x)
+        out["outputs_across"][name] = relative(across(xb[name] - x, -1), x)
+    return out
 
   return jax.jit(distances)
 
@@ -303,7 +320,7 @@ def table(summary: dict) -> str:
            f"{summary['first_drop_step']}; rates are d ln(distance) / d step x 1000 (least squares); the early "
            f"rate is fitted until the step at which the distance has grown {GROWTH:g}-fold. "
            f"Data: {summary['data']}.", ""]
-  for kind, what in (("weights", "||W_b - W_a||_F"), ("outputs", "||x_b - x_a|| / ||x_a|| on the probe batch")):
+  for kind, what in LABELS.items():
     lines += [f"{kind}: {what}", "",
               f"| layer | step {d['start']['step']} | step {d['drop']['step']} | step {d['end']['step']} | "
               "early rate (until step) | rate before drop | rate after drop |", "|---|---|---|---|---|---|---|"]
@@ -317,9 +334,9 @@ def table(summary: dict) -> str:
 
 
 def figure(records: list, summary: dict, path: str) -> None:
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  fig, axes = plt.subplots(2, 2, figsize=(12, 9))
   steps = [r["step"] for r in records]
-  for ax, kind in zip(axes, KINDS):
+  for ax, kind in zip(axes.flat, KINDS):
     layers = sorted({k for r in records for k in r[kind]}, key=report.natural)
     for i, layer in enumerate(layers):
       values = [r[kind].get(layer, np.nan) for r in records]
@@ -327,7 +344,7 @@ def figure(records: list, summary: dict, path: str) -> None:
     ax.axvline(summary["first_drop_step"], color="grey", lw=0.8, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("||W_b - W_a||_F" if kind == "weights" else "||x_b - x_a|| / ||x_a||")
+    ax.set_ylabel(LABELS[kind])
     ax.legend(fontsize=6, ncol=2)
   report.save_figure(fig, f"Twins at eps {summary['eps']:g}: distance per layer (dotted: first lr drop)",
                      summary["data"], path)
