@@ -100,9 +100,9 @@ def cpu_claims(config):
   config.train.progress = False
   arms = {}
   for seed in (0, 1):
-    arms[f"s{seed}-he"] = {"model": {"scheme": "he"}, "seed": seed}
-    arms.update({f"s{seed}-{label}": {**overrides, "seed": seed} for label, overrides in CPU_BREAKERS.items()})
+    arms[f"seed{seed}-he"] = {"model": {"scheme": "he"}, "seed": seed}
+    arms.update({f"seed{seed}-{label}": {**overrides, "seed": seed} for label, overrides in CPU_BREAKERS.items()})
     if seed == 0:
-      arms["s0-none"] = {"seed": 0}
+      arms["seed0-none"] = {"seed": 0}
   config.arms = arms
   return config
