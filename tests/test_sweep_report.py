@@ -119,3 +119,26 @@ def test_a_running_arm_is_not_started_twice_and_dies_with_its_sweep(tmp_path):
     time.sleep(0.2)
   assert workdirs.in_use(arm) is None, "the arm outlived its sweep"
   assert "the sweep that started this arm is gone" in (tmp_path / "w" / "long" / "log.txt").read_text()
+
+
+def test_the_gap_to_he_is_per_seed_accuracy_minus_he_s_mean_for_unfinished_arms_too(tmp_path):
+  from zerodiverse import defaults  # pylint: disable=g-import-not-at-top
+  curves = {"he-seed0": (0.5, 0.7), "he-seed1": (0.6, 0.8), "dropout-seed0": (0.3, 0.7), "dropout-seed1": (0.4, 0.6)}
+  for name, accuracies in curves.items():
+    config = defaults.base()
+    config.model.scheme = "he" if name.startswith("he") else "constant"
+    config.breaker.dropout = 0.0 if name.startswith("he") else 0.01
+    os.makedirs(tmp_path / name)
+    (tmp_path / name / "config.json").write_text(config.to_json())
+    with open(tmp_path / name / "metrics.jsonl", "w") as f:
+      for step, accuracy in zip((100, 200), accuracies):
+        f.write(json.dumps({"step": step, "split": "test", "accuracy": accuracy, "loss": 1.0}) + "\n")
+  arms = report.load(str(tmp_path))
+  view = report.Sweep(arms=arms, done=[], groups=report.groups(arms), data="test")
+  assert report.reference(view) == "he"
+  gaps = report.accuracy_gaps(view)
+  assert list(gaps) == ["dropout"]
+  assert gaps["dropout"] == {100: pytest.approx([-0.25, -0.15]), 200: pytest.approx([-0.05, -0.15])}
+  assert report.gap_table(view)[-1] == "| dropout | -20.0 ± 7.1 | -10.0 ± 7.1 |"
+  report.write(str(tmp_path))
+  assert os.path.getsize(tmp_path / "gap_to_he.png") > 0

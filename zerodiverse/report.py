@@ -51,6 +51,7 @@ def load(workdir: str) -> list:
         records = [json.loads(line) for line in f if line.strip()]
     arms.append({"name": name, "config": config, "summary": summary,
                  "train": [r for r in records if r["split"] == "train"],
+                 "test": [r for r in records if r["split"] == "test"],
                  "symmetry": [r for r in records if r["split"] == "symmetry"],
                  "group": SEED.sub("", name).strip("-") or name})
   return arms
@@ -135,6 +136,78 @@ def fig_accuracy(sweep: Sweep, path: str) -> None:
   ax.set_ylabel("test accuracy (bar: mean, dot: seed)")
   ax.legend(fontsize=7)
   save_figure(fig, "Accuracy per arm", sweep.data, path)
+
+
+def reference(sweep: Sweep):
+  """The group the others are compared with: the one He-initialized group with no breaker, or None."""
+  he = [g for g, arms in sweep.groups.items()
+        if arms[0]["config"]["model"].get("scheme") == "he" and breaker_of(arms[0]["config"])[0] == "none"]
+  return he[0] if len(he) == 1 else None
+
+
+def steps_per_epoch(sweep: Sweep):
+  """From any finished arm's summary (None if none has finished)."""
+  for a in sweep.done:
+    if a["summary"].get("epochs"):
+      return a["summary"]["steps"] / a["summary"]["epochs"]
+  return None
+
+
+def accuracy_gaps(sweep: Sweep) -> dict:
+  """{group: {step: [test accuracy - the reference group's mean at that step, per seed]}}, for finished and
+  unfinished arms alike, at the steps where every reference arm has been evaluated."""
+  ref = reference(sweep)
+  if ref is None:
+    return {}
+  curves = [{r["step"]: r["accuracy"] for r in a["test"]} for a in sweep.groups[ref]]
+  base = {s: statistics.mean(c[s] for c in curves) for s in set.intersection(*(set(c) for c in curves))}
+  out = {}
+  for g, arms in sweep.groups.items():
+    if g == ref:
+      continue
+    per_step = {}
+    for a in arms:
+      for r in a["test"]:
+        if r["step"] in base:
+          per_step.setdefault(r["step"], []).append(r["accuracy"] - base[r["step"]])
+    if per_step:
+      out[g] = dict(sorted(per_step.items()))
+  return out
+
+
+def fig_gap(sweep: Sweep, path: str) -> None:
+  spe = steps_per_epoch(sweep) or 1
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for i, (g, per_step) in enumerate(accuracy_gaps(sweep).items()):
+    xs = [s / spe for s in per_step]
+    _mean_sd_plot(ax, xs, [[100 * v for v in vals] for vals in per_step.values()], label=g, **line_style(i))
+  ax.axhline(0, color="k", lw=0.8)
+  ax.set_xlabel("epoch" if spe != 1 else "step")
+  ax.set_ylabel(f"test accuracy - {reference(sweep)} (points)")
+  ax.legend(fontsize=7)
+  save_figure(fig, f"Gap to {reference(sweep)} over training (mean ± sd over seeds)", sweep.data, path)
+
+
+def gap_table(sweep: Sweep) -> list:
+  """REPORT.md lines: the gap to the reference at each evaluation, in points, mean ± sd over seeds."""
+  gaps = accuracy_gaps(sweep)
+  if not gaps:
+    return []
+  spe = steps_per_epoch(sweep)
+  steps = sorted({s for per_step in gaps.values() for s in per_step})
+  head = [f"{s / spe:g}" if spe else str(s) for s in steps]
+  lines = ["", f"## Gap to {reference(sweep)}", "",
+           f"Test accuracy minus the {reference(sweep)} group's mean at the same {'epoch' if spe else 'step'}, in "
+           "points; mean ± sd over seeds (one value: one seed).", "",
+           f"| group | {' | '.join(head)} |", "|---" * (len(steps) + 1) + "|"]
+  for g, per_step in gaps.items():
+    cells = []
+    for s in steps:
+      v = [100 * x for x in per_step.get(s, [])]
+      cells.append("" if not v else f"{v[0]:+.1f}" if len(v) == 1 else
+                   f"{statistics.mean(v):+.1f} ± {statistics.stdev(v):.1f}")
+    lines.append(f"| {g} | {' | '.join(cells)} |")
+  return lines
 
 
 LINESTYLES = ("-", "--", ":", "-.")
@@ -440,6 +513,8 @@ FIGURES = (
            fig_symmetry),
     Figure("correlations_over_time.png", "The authors' weight correlations and Diversity over time",
            fig_correlations),
+    Figure("gap_to_he.png", "Gap to the He-initialized arms over training", fig_gap,
+           lambda sweep: bool(accuracy_gaps(sweep))),
     Figure("vs_eps.png", "Accuracy and symmetry-breaking step vs eps", fig_vs_eps,
            lambda sweep: bool(eps_series(sweep.arms))),
     Figure("leakynet_grid.png", "LeakyNet grid", fig_leakynet, lambda sweep: sweep.models == {"leakynet"}),
@@ -507,6 +582,7 @@ def write(workdir: str, data_note: str = "") -> str:
         f"| {', '.join(symmetry.format_step(s) for s in map(distinct_step, finished))} "
         f"| {', '.join(symmetry.format_step(a['summary']['symmetry_break_epoch']) for a in finished)} "
         f"| {diversity} | {act_var} |")
+  lines += gap_table(sweep)
   lines += ["", "## Arms", "", "| arm | status | final acc | steps | wall s | fingerprint |", "|---|---|---|---|---|---|"]
   for a in arms:
     s = a["summary"]
