@@ -15,11 +15,11 @@ from zerodiverse.errors import ConfigError
 from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.metrics_log import MetricsLog
 
-STEPS = dict(**{"train.steps": 40, "train.checkpoint_every": 20})
+STEPS = {"train.steps": 20, "train.checkpoint_every": 10, "train.eval_every": 10, "train.log_every": 10}
 
 
 def twins_config(**overrides):
-  return lyapunov.twin_config(tiny_config(**{**STEPS, **overrides}), eps=1e-4, every=10)
+  return lyapunov.twin_config(tiny_config(**{**STEPS, **overrides}), eps=1e-4, every=5)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_reference_is_the_ordinary_run_and_only_the_twin_breaks_symmetry(mea
   assert summary["param_fingerprint"]["a"] == ordinary["param_fingerprint"]
   assert summary["param_fingerprint"]["b"] != ordinary["param_fingerprint"]
   records = MetricsLog(os.path.join(workdir, "divergence.jsonl")).records()
-  assert [r["step"] for r in records] == [0, 10, 20, 30, 40]
+  assert [r["step"] for r in records] == [0, 5, 10, 15, 20]
   kernels = set(ordinary["distinct_channels"])
   assert set(records[0]["moved"]) == kernels and min(records[0]["moved"].values()) >= lyapunov.MIN_MOVED
   assert set(records[0]["weights"]) == kernels | {"all"}
@@ -63,14 +63,14 @@ def test_the_reference_is_the_ordinary_run_and_only_the_twin_breaks_symmetry(mea
       symmetry.is_representation(n) for n in rates["outputs"])
   assert all(r[p] is not None for kind in rates.values() for r in kind.values()
              for p in ("early", "before_drop", "after_drop"))
-  assert summary["first_drop_step"] == 20
+  assert summary["first_drop_step"] == 10
   for name in ("lyapunov.md", "divergence.png", "config.json", "data.json"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
   with open(os.path.join(workdir, "config.json")) as f:
-    assert json.load(f)["twin"] == {"eps": 1e-4, "every": 10, "arm": ""}
+    assert json.load(f)["twin"] == {"eps": 1e-4, "every": 5, "arm": ""}
 
 
-@pytest.mark.parametrize("stop", [15, 25])  # before the first checkpoint (step 20), and after it
+@pytest.mark.parametrize("stop", [7, 13])  # before the first checkpoint (step 10), and after it
 def test_interrupted_twins_resume_bitwise(measured, tmp_path, monkeypatch, stop):
   summary, workdir = measured
   step = lyapunov.Twins.train_step
