@@ -43,7 +43,7 @@ import numpy as np
 
 from zerodiverse import cli, data, models, process, record, report, rng, run, sweep, symmetry
 from zerodiverse import workdir as workdirs
-from zerodiverse.errors import ConfigError, Diverged, UserError, WorkdirError
+from zerodiverse.errors import ConfigError, Diverged, WorkdirError
 from zerodiverse.inits import perturb
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -354,17 +354,15 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; overrides look like --config.train.steps=100")
   logging.set_verbosity(logging.WARNING)
-  try:
+  def job():
     config = cli.CONFIG.value
     cli.length_from_command_line(config, sys.argv[1:])
     config = twin_config(config, _EPS.value, _EVERY.value, _ARM.value)
     process.start(config)
-    summary = measure(config, cli.WORKDIR.value)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except OSError as e:
-    print(f"error: {run.describe_os_error(e)}", file=sys.stderr)
+    return measure(config, cli.WORKDIR.value)
+
+  summary = run.user_facing(job)
+  if summary is None:
     return 2
   rates = summary["rates_per_step"]["weights"]["all"]
   print(f"twins: ||theta_b - theta_a|| grows at {_rate(rates['early'])} / 1000 steps at first, "

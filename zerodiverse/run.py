@@ -253,16 +253,25 @@ def describe_os_error(e: OSError) -> str:
   return f"cannot write{where}: {e.strerror or e}{name}; free space or choose a writable --workdir"
 
 
-def main(config, workdir: str) -> int:
-  """launch.py's and each sweep arm's run: process settings, the run, one line and exit 2 on bad input."""
+def user_facing(job):
+  """job()'s result, or None after printing a user's mistake (a bad config, workdir or file) as one line."""
   try:
-    process.start(config)
-    summary = train_and_evaluate(config, workdir)
+    return job()
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
   except OSError as e:
     print(f"error: {describe_os_error(e)}", file=sys.stderr)
+  return None
+
+
+def main(config, workdir: str) -> int:
+  """launch.py's and each sweep arm's run: process settings, the run, one line and exit 2 on bad input."""
+  def job():
+    process.start(config)
+    return train_and_evaluate(config, workdir)
+
+  summary = user_facing(job)
+  if summary is None:
     return 2
   print(f"final test accuracy {summary['final_test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f}), "
         f"{summary['steps']} steps in {summary['wall_seconds']:.0f}s, fingerprint {summary['param_fingerprint'][:16]}")
