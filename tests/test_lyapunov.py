@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -123,3 +124,16 @@ def test_the_command_line_says_what_is_wrong_in_one_line(tmp_path):
       "error: --arm='': this config is a sweep; measure one of its arms, --arm=NAME with NAME one of constant, "
       "constant_noise, he"]
   assert not os.path.exists(workdir)
+
+
+def test_a_difference_shared_by_every_channel_has_exactly_no_across_channel_part():
+  shared = np.full((3, 3, 4, 10), np.float32(0.1))
+  naive = np.asarray(shared - jnp.mean(shared, axis=-1, keepdims=True))
+  assert np.any(naive != 0)  # float32's mean of ten 0.1 is not 0.1: subtracting it alone leaves a residue
+  assert np.all(np.asarray(lyapunov.across_channels(shared, -1)) == 0)
+  assert np.all(np.asarray(lyapunov.across_channels(np.swapaxes(shared, -1, -2), -2)) == 0)
+  one = shared.copy()
+  one[..., 3] += np.float32(1e-3)  # one channel moved: its share is (1 - 1/10) of the move
+  part = np.asarray(lyapunov.across_channels(one, -1))
+  np.testing.assert_allclose(part[..., 3], 0.9e-3, rtol=1e-3)
+  np.testing.assert_allclose(part[..., 0], -0.1e-3, rtol=1e-2)

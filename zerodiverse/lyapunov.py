@@ -111,15 +111,19 @@ def moved_fractions(a, b, head: str = "head") -> dict:
   return {layer: float(np.mean(np.asarray(k) != np.asarray(kb[layer]))) for layer, k, _ in symmetry.kernels(a, head)}
 
 
+def across_channels(delta, axis: int) -> jax.Array:
+  """The part of a difference that differs between the channels along `axis`: delta minus its channel mean,
+  with the first channel subtracted first, so a difference shared by every channel gives exactly 0."""
+  delta = jnp.moveaxis(jnp.asarray(delta, jnp.float32), axis, -1)
+  delta = delta - delta[..., :1]
+  return delta - jnp.mean(delta, axis=-1, keepdims=True)
+
+
 def make_distances(model, head: str = "head"):
-  """A jitted `(state_a, state_b, images) -> {"weights": {layer: d}, "outputs": {name: d}}`."""
+  """A jitted `(state_a, state_b, images) -> {kind: {layer: distance}}` for the KINDS."""
 
   def norm(x):
     return jnp.sqrt(jnp.sum(jnp.square(jnp.asarray(x, jnp.float32))))
-
-  def across(delta, axis):  # the part of a difference that differs between channels
-    delta = jnp.moveaxis(delta, axis, -1)
-    return delta - jnp.mean(delta, axis=-1, keepdims=True)
 
   def relative(delta, x):
     return norm(delta) / jnp.maximum(norm(x), jnp.finfo(jnp.float32).tiny)
@@ -129,7 +133,7 @@ def make_distances(model, head: str = "head"):
     out = {kind: {} for kind in KINDS}
     for layer, k, axis in symmetry.kernels(a["params"], head):
       out["weights"][layer] = norm(kb[layer] - k)
-      out["weights_across"][layer] = norm(across(kb[layer] - k, axis))
+      out["weights_across"][layer] = norm(across_channels(kb[layer] - k, axis))
     out["weights"]["all"] = jnp.sqrt(sum(jnp.sum(jnp.square(x - y)) for x, y in
                                          zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]))))
     xa = symmetry.intermediates(model, a["params"], a["batch_stats"], images)
@@ -137,7 +141,7 @@ def make_distances(model, head: str = "head"):
     for name, x in xa.items():
       if symmetry.is_representation(name):
         out["outputs"][name] = relative(xb[name] - x, x)
-        out["outputs_across"][name] = relative(across(xb[name] - x, -1), x)
+        out["outputs_across"][name] = relative(across_channels(xb[name] - x, -1), x)
     return out
 
   return jax.jit(distances)
