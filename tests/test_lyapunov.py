@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO, config_module, tiny_config
 from zerodiverse import lyapunov, symmetry
-from zerodiverse.errors import ConfigError
+from zerodiverse.errors import ConfigError, Diverged
 from zerodiverse.run import train_and_evaluate
 from zerodiverse.train.metrics_log import MetricsLog
 
@@ -130,10 +130,19 @@ def test_a_difference_shared_by_every_channel_has_exactly_no_across_channel_part
   shared = np.full((3, 3, 4, 10), np.float32(0.1))
   naive = np.asarray(shared - jnp.mean(shared, axis=-1, keepdims=True))
   assert np.any(naive != 0)  # float32's mean of ten 0.1 is not 0.1: subtracting it alone leaves a residue
-  assert np.all(np.asarray(lyapunov.across_channels(shared, -1)) == 0)
-  assert np.all(np.asarray(lyapunov.across_channels(np.swapaxes(shared, -1, -2), -2)) == 0)
+  assert np.all(np.asarray(symmetry.across_channels(shared, -1)) == 0)
+  assert np.all(np.asarray(symmetry.across_channels(np.swapaxes(shared, -1, -2), -2)) == 0)
   one = shared.copy()
   one[..., 3] += np.float32(1e-3)  # one channel moved: its share is (1 - 1/10) of the move
-  part = np.asarray(lyapunov.across_channels(one, -1))
+  part = np.asarray(symmetry.across_channels(one, -1))
   np.testing.assert_allclose(part[..., 3], 0.9e-3, rtol=1e-3)
   np.testing.assert_allclose(part[..., 0], -0.1e-3, rtol=1e-2)
+
+
+def test_twins_that_diverge_stop_naming_the_last_good_checkpoint(tmp_path):
+  config = lyapunov.twin_config(tiny_config(**{"model.scheme": "he", "train.steps": 4, "train.lr": 1e30}),
+                                eps=1e-4, every=1)
+  with pytest.raises(Diverged, match=r"loss or gradients of the twins became NaN/inf between steps \d and \d; "
+                                     r"no checkpoint yet in .*lower config.train.lr or --eps, in a new --workdir"):
+    lyapunov.measure(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "lyapunov.json")

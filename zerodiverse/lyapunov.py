@@ -43,7 +43,7 @@ import numpy as np
 
 from zerodiverse import cli, data, models, process, record, report, rng, run, sweep, symmetry
 from zerodiverse import workdir as workdirs
-from zerodiverse.errors import ConfigError, Diverged, WorkdirError
+from zerodiverse.errors import ConfigError, WorkdirError
 from zerodiverse.inits import perturb
 from zerodiverse.train import optim
 from zerodiverse.train.checkpoint import Checkpointer
@@ -99,8 +99,8 @@ def phase_rates(records: list, drop: int) -> dict:
       series = [(r["step"], r[kind][layer]) for r in records if layer in r[kind]]
       rates = {phase: growth_rate(*zip(*p)) if (p := [x for x in series if inside(x[0])]) else None
                for phase, inside in spans.items()}
-      rates["early"] = growth_rate(*zip(*early_points(series)))
-      rates["early_until"] = early_points(series)[-1][0]
+      early = early_points(series)
+      rates["early"], rates["early_until"] = growth_rate(*zip(*early)), early[-1][0]
       out[kind][layer] = rates
   return out
 
@@ -109,14 +109,6 @@ def moved_fractions(a, b, head: str = "head") -> dict:
   """{kernel layer: fraction of its elements that differ between the two parameter trees}."""
   kb = {layer: k for layer, k, _ in symmetry.kernels(b, head)}
   return {layer: float(np.mean(np.asarray(k) != np.asarray(kb[layer]))) for layer, k, _ in symmetry.kernels(a, head)}
-
-
-def across_channels(delta, axis: int) -> jax.Array:
-  """The part of a difference that differs between the channels along `axis`: delta minus its channel mean,
-  with the first channel subtracted first, so a difference shared by every channel gives exactly 0."""
-  delta = jnp.moveaxis(jnp.asarray(delta, jnp.float32), axis, -1)
-  delta = delta - delta[..., :1]
-  return delta - jnp.mean(delta, axis=-1, keepdims=True)
 
 
 def make_distances(model, head: str = "head"):
@@ -133,7 +125,7 @@ def make_distances(model, head: str = "head"):
     out = {kind: {} for kind in KINDS}
     for layer, k, axis in symmetry.kernels(a["params"], head):
       out["weights"][layer] = norm(kb[layer] - k)
-      out["weights_across"][layer] = norm(across_channels(kb[layer] - k, axis))
+      out["weights_across"][layer] = norm(symmetry.across_channels(kb[layer] - k, axis))
     out["weights"]["all"] = jnp.sqrt(sum(jnp.sum(jnp.square(x - y)) for x, y in
                                          zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]))))
     xa = symmetry.intermediates(model, a["params"], a["batch_stats"], images)
@@ -141,7 +133,7 @@ def make_distances(model, head: str = "head"):
     for name, x in xa.items():
       if symmetry.is_representation(name):
         out["outputs"][name] = relative(xb[name] - x, x)
-        out["outputs_across"][name] = relative(across_channels(xb[name] - x, -1), x)
+        out["outputs_across"][name] = relative(symmetry.across_channels(xb[name] - x, -1), x)
     return out
 
   return jax.jit(distances)
@@ -271,12 +263,8 @@ def measure(config, workdir: str) -> dict:
         finite = ok if finite is None else finite & ok
         done = step + 1
         if run.itstime(done, every, num_steps) or run.itstime(done, save_every, num_steps):
-          if not bool(backend.host(finite)):
-            ckpts.close()
-            kept = ckpts.steps()
-            raise Diverged(f"loss or gradients of the twins became NaN/inf between steps {last_good} and {done}; "
-                           f"{'the last good checkpoint (step %d)' % kept[-1] if kept else 'no checkpoint yet'} in "
-                           f"{workdir}/checkpoints; lower config.train.lr or --eps, in a new --workdir")
+          run.stop_if_diverged(backend, finite, ckpts, last_good, done, workdir, "loss or gradients of the twins",
+                               "lower config.train.lr or --eps")
           last_good = done
         if run.itstime(done, every, num_steps):
           log.write(measurement(done, metrics))

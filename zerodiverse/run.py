@@ -145,6 +145,18 @@ def restore_latest(backend, ckpts, workdir: str):
   return ckpts, step, wall
 
 
+def stop_if_diverged(backend, finite, ckpts, last_good: int, done: int, workdir: str, what: str = "loss or gradients",
+                     fix: str = "lower config.train.lr or change the config") -> None:
+  """Raises Diverged, naming the last good checkpoint (kept), if `finite` (the steps since `last_good`) is False."""
+  if bool(backend.host(finite)):
+    return
+  ckpts.close()
+  latest = ckpts.steps()
+  kept = f"the last good checkpoint (step {latest[-1]})" if latest else "no checkpoint yet"
+  raise Diverged(f"{what} became NaN/inf between steps {last_good} and {done}; {kept} in {workdir}/checkpoints; "
+                 f"{fix}, in a new --workdir")
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns the summary."""
   workdir = os.path.abspath(workdir)
@@ -210,12 +222,7 @@ def _train(config, workdir, dataset, stream, num_steps, backend, probe, probe_im
     window.append(metrics)
     done = step + 1
     if itstime(done, cfg.log_every, num_steps) or itstime(done, cfg.checkpoint_every, num_steps):
-      if not bool(backend.host(finite)):
-        ckpts.close()
-        latest = ckpts.steps()
-        kept = f"the last good checkpoint (step {latest[-1]})" if latest else "no checkpoint yet"
-        raise Diverged(f"loss or gradients became NaN/inf between steps {last_good} and {done}; {kept} in "
-                       f"{workdir}/checkpoints; lower config.train.lr or change the config, in a new --workdir")
+      stop_if_diverged(backend, finite, ckpts, last_good, done, workdir)
       last_good = done
     if itstime(done, cfg.log_every, num_steps):
       means = {k: float(np.mean([backend.host(m[k]) for m in window])) for k in ("loss", "accuracy", "grad_norm")}

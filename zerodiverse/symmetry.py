@@ -128,12 +128,17 @@ def _ratio(num, den) -> jax.Array:
   return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
+def across_channels(x, axis: int = -1) -> jax.Array:
+  """x minus its mean over the channels along `axis` (moved last), with the first channel subtracted first,
+  so that identical channels give exactly 0 (float32's mean of ten copies of 0.1 is not 0.1)."""
+  x = jnp.moveaxis(jnp.asarray(x, jnp.float32), axis, -1)
+  d = x - x[..., :1]
+  return d - jnp.mean(d, axis=-1, keepdims=True)
+
+
 def activation_variance(x) -> jax.Array:
   """Mean over batch and space of (x - mean_c x)^2 for x (..., C): 0 when every channel is identical."""
-  x = jnp.asarray(x, jnp.float32)
-  d = x - x[..., :1]
-  d = d - jnp.mean(d, axis=-1, keepdims=True)
-  return jnp.mean(d ** 2)
+  return jnp.mean(across_channels(x) ** 2)
 
 
 def relative_activation_variance(x) -> jax.Array:
