@@ -181,6 +181,54 @@ def test_reorder_is_numpy_adding_the_same_partials_in_the_same_order(tile, data_
     np.testing.assert_array_equal(dx, full_dx)  # the data gradient is XLA's own
 
 
+@pytest.mark.parametrize("m", [3, 8, layers.NETWORK_MAX, layers.NETWORK_MAX + 1])
+def test_ordered_sum_adds_in_the_stable_order_of_the_keys_ties_included(m):
+  """The sorting network (m <= NETWORK_MAX) and lax.sort (above) add the same partials in the same order
+  as numpy's stable argsort, also where keys tie (a tie keeps the partials' first order)."""
+  gen = np.random.default_rng(m)
+  partials = (gen.standard_normal((m, 300)) * 10.0 ** gen.integers(-3, 4, (m, 300))).astype(np.float32)
+  keys = gen.integers(0, 4, (m, 300)).astype(np.uint32)  # 4 values: most columns have ties
+  perm = np.argsort(keys, axis=0, kind="stable")
+  got = np.asarray(jax.jit(layers.ordered_sum)(jnp.asarray(partials), jnp.asarray(keys)))
+  np.testing.assert_array_equal(got, numpy_ordered_sum(partials, perm))
+  np.testing.assert_array_equal(np.asarray(layers.order(jnp.asarray(keys))), perm)
+  # and the order matters: the reversed order's sums differ somewhere
+  assert not np.array_equal(got, numpy_ordered_sum(partials, perm[::-1]))
+
+
+def constnet_like(n, h, cin, cout, k, stride):
+  """op, x, w, dy of a conv whose input channels, filters and output-gradient channels are all identical."""
+  dn = jax.lax.conv_dimension_numbers((n, h, h, cin), (k, k, cin, cout), ("NHWC", "HWIO", "NHWC"))
+  op = layers.Call(jax.lax.conv_general_dilated, ((stride, stride), ((k // 2, k // 2),) * 2), (("dimension_numbers", dn),))
+  kx, kd = jax.random.split(jax.random.key(5))
+  x = jnp.broadcast_to(rng.normal(kx, (n, h, h, 1)), (n, h, h, cin))
+  ho = (h - 1) // stride + 1
+  dy = jnp.broadcast_to(rng.normal(kd, (n, ho, ho, 1)), (n, ho, ho, cout))
+  return op, x, jnp.full((k, k, cin, cout), 0.05, jnp.float32), dy
+
+
+def distinct(a, axis):
+  return len({s.tobytes() for s in np.moveaxis(np.asarray(a), axis, 0)})
+
+
+# The 1x1 stride-2 shortcuts from 32 and 128 channels are where a plain matrix product splits identical rows.
+@pytest.mark.parametrize("shape", [(32, 8, 16, 16, 3, 1), (32, 8, 32, 64, 1, 2), (32, 8, 128, 256, 1, 2),
+                                   (128, 16, 16, 32, 3, 2), (128, 16, 32, 64, 1, 2)])
+def test_reorder_partials_of_a_constnet_like_conv_keep_every_channel_identical(shape):
+  op, x, w, dy = constnet_like(*shape)
+  pw = jax.jit(lambda x_, w_, d: layers.weight_partials(op, x_, w_, d, 8))(x, w, dy)
+  px = jax.jit(lambda x_, w_, d: layers.data_partials(op, x_, w_, d, 8))(x, w, dy)
+  k = shape[4]
+  for g in range(8):
+    assert distinct(px[g], -1) == 1
+    for i in range(k):
+      for j in range(k):
+        assert (distinct(pw[g, i, j], 0), distinct(pw[g, i, j], 1)) == (1, 1), (g, i, j)
+  # the partials are the groups' gradients: they add up to the full one
+  full = np.asarray(layers.weight_gradient(op, x, w, dy), np.float64)
+  np.testing.assert_allclose(np.asarray(pw, np.float64).sum(0), full, rtol=1e-5, atol=1e-5 * np.abs(full).max())
+
+
 @pytest.mark.parametrize("features", [16, 32, 64])
 def test_reorder_partials_of_identical_channels_are_bitwise_identical(features):
   """Identical output channels (identical filters, identical output gradients) get bitwise identical
