@@ -14,8 +14,7 @@ rounding-noise breaker (the stand-in for their nondeterministic GPU kernels) and
   python launch.py --config configs/leakynet_grid.py --workdir workdirs/leakynet --config.data.dir=DIR
   python -m zerodiverse.report workdirs/leakynet
   # the seven strings at CPU scale (docs/results/leakynet_cpu): LeakyNet-16-1 on CIFAR-10, the recipe
-  # compressed to 5 epochs, rounding_noise, seed 0 (not yet timed: on digits the
-  # emulation made an arm 4-6x slower than without it), 2 at a time on 2 CPU cores:
+  # compressed to 5 epochs, rounding_noise, seed 0, 2 at a time on 2 CPU cores (~22 min an arm):
   python launch.py --config configs/leakynet_grid.py:cpu --workdir W --config.data.dir=DIR --workers 2
   # the seven strings x {none, rounding_noise} of LeakyNet-16-1 on the embedded digits (600 steps, seconds an
   # arm); the twins instrument measures its `none` arms (python -m zerodiverse.lyapunov ... --arm NAME):
