@@ -37,25 +37,26 @@ def row(name: str, s: dict) -> str:
   weights, across = s["rates_per_step"]["weights"]["all"], s["rates_per_step"]["outputs_across"]
   last = across[sorted(across)[-1]]
   end = s["distances"]["end"]["outputs_across"]
-  return (f"| {name} | {model['name']}-{model['depth']}-{model['width']} | {init} | {ones} "
+  return (f"| {name} | {s['eps']:g} | {model['name']}-{model['depth']}-{model['width']} | {init} | {ones} "
           f"| {rate(weights['early'])} | {rate(weights['before_drop'])} | {rate(weights['after_drop'])} "
           f"| {rate(median(across, 'early'))} | {rate(median(across, 'before_drop'))} "
           f"| {rate(median(across, 'after_drop'))} | {grown(across)} | {rate(last['early'])} "
           f"| {end[sorted(end)[-1]]:.2g} "
-          f"| {s['wall_seconds']:.0f} |")
+          f"| {s['first_drop_step']} / {s['steps']} | {s['wall_seconds']:.0f} |")
 
 
 def main(folder: str) -> None:
   runs = sorted(d for d in os.listdir(folder) if os.path.exists(os.path.join(folder, d, "lyapunov.json")))
   summaries = {d: json.load(open(os.path.join(folder, d, "lyapunov.json"))) for d in runs}
   first = next(iter(summaries.values()))
-  print(f"Twins at eps {first['eps']:g}; data: {first['data']}; {first['versions'].get('jax')} on "
-        f"{first['device']['platform']}. First lr drop at step {first['first_drop_step']} of {first['steps']}.\n")
-  print("| run | model | init | '1' layers | all: early | all: before drop | all: after drop "
+  eps = ", ".join(f"{e:g}" for e in sorted({s["eps"] for s in summaries.values()}))
+  print(f"Twins at eps {eps}; data: {first['data']}; {first['versions'].get('jax')} on "
+        f"{first['device']['platform']}.\n")
+  print("| run | eps | model | init | '1' layers | all: early | all: before drop | all: after drop "
         "| across (median of stages): early | before drop | after drop | across: 1000x by step (median / max) "
         "| across, last stage: early "
-        "| across, last stage, at end | wall s |")
-  print("|---" * 14 + "|")
+        "| across, last stage, at end | first lr drop / steps | wall s |")
+  print("|---" * 16 + "|")
   for d, s in summaries.items():
     print(row(d, s))
 
