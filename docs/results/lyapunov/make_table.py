@@ -49,8 +49,7 @@ def main(folder: str) -> None:
   runs = sorted(d for d in os.listdir(folder) if os.path.exists(os.path.join(folder, d, "lyapunov.json")))
   summaries = {d: json.load(open(os.path.join(folder, d, "lyapunov.json"))) for d in runs}
   first = next(iter(summaries.values()))
-  eps = ", ".join(f"{e:g}" for e in sorted({s["eps"] for s in summaries.values()}))
-  print(f"Twins at eps {eps}; data: {first['data']}; {first['versions'].get('jax')} on "
+  print(f"Twins; data: {first['data']}; {first['versions'].get('jax')} on "
         f"{first['device']['platform']}.\n")
   print("| run | eps | model | init | '1' layers | all: early | all: before drop | all: after drop "
         "| across (median of stages): early | before drop | after drop | across: 1000x by step (median / max) "
